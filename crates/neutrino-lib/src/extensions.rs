@@ -1,0 +1,157 @@
+//! Extension descriptors as listed by `GET /v2.0/extensions`: alias, name (clients look
+//! some up by name, e.g. "Availability Zone"), last-updated stamp, and a description.
+//! Which of them a server lists is decided by the plugins it runs.
+
+use serde_json::{json, Value};
+
+/// One extension descriptor.
+#[derive(Debug, Clone, Copy)]
+pub struct Extension {
+    /// The alias clients probe for.
+    pub alias: &'static str,
+    /// The display name.
+    pub name: &'static str,
+    /// The last-updated stamp.
+    pub updated: &'static str,
+    /// A one-line description.
+    pub description: &'static str,
+}
+
+impl Extension {
+    /// The JSON form of the descriptor.
+    pub fn to_json(&self) -> Value {
+        json!({"alias": self.alias, "name": self.name, "description": self.description, "updated": self.updated, "links": []})
+    }
+}
+
+/// Finds a descriptor by alias.
+pub fn find(alias: &str) -> Option<&'static Extension> {
+    ALL.iter().find(|e| e.alias == alias)
+}
+
+/// Every extension neutrino knows how to describe.
+pub const ALL: &[Extension] = &[
+    Extension { alias: "aap-reject-multicast", name: "Allowed address pairs reject multicast extension", updated: "2026-04-01T00:00:00-00:00", description: "Multicast addresses refused in allowed address pairs" },
+    Extension { alias: "address-group", name: "Address group", updated: "2020-07-15T10:00:00-00:00", description: "Address groups" },
+    Extension { alias: "address-scope", name: "Address scope", updated: "2015-07-26T10:00:00-00:00", description: "Address scopes group subnet pools whose addresses must not overlap" },
+    Extension { alias: "agent", name: "agent", updated: "2013-02-03T10:00:00-00:00", description: "Agents: list, show, update and delete the agents registered with the server" },
+    Extension { alias: "agent-resources-synced", name: "Agent's Resource View Synced to Placement", updated: "2018-12-19T00:00:00-00:00", description: "Agent's Resource View Synced to Placement" },
+    Extension { alias: "agent_sort_key", name: "Agents Sort Key", updated: "2013-02-03T10:00:00-00:00", description: "Sorting agents" },
+    Extension { alias: "allowed-address-pairs", name: "Allowed Address Pairs", updated: "2013-07-23T10:00:00-00:00", description: "Extra MAC/IP pairs a port may send from" },
+    Extension { alias: "auto-allocated-topology", name: "Auto Allocated Topology Services", updated: "2016-01-01T00:00:00-00:00", description: "Get-me-a-network topology auto-allocation" },
+    Extension { alias: "availability_zone", name: "Availability Zone", updated: "2015-01-01T10:00:00-00:00", description: "Availability zones of agents and resources" },
+    Extension { alias: "availability_zone_filter", name: "Availability Zone Filter Extension", updated: "2018-06-22T10:00:00-00:00", description: "Filtering availability zones by attributes" },
+    Extension { alias: "binding", name: "Port Binding", updated: "2014-02-03T10:00:00-00:00", description: "Port binding: host, vnic type and the resulting VIF type and details" },
+    Extension { alias: "binding-extended", name: "Port Bindings Extended", updated: "2017-07-17T10:00:00-00:00", description: "Port bindings as a sub-resource, including inactive bindings for migration" },
+    Extension { alias: "data-plane-status", name: "Port data plane status extension", updated: "2017-01-24T10:00:00-00:00", description: "Data plane status of ports" },
+    Extension { alias: "default-subnetpools", name: "Default Subnetpools", updated: "2016-02-18T18:00:00-00:00", description: "Mark a subnet pool as the default and allocate from it" },
+    Extension { alias: "dhcp_agent_scheduler", name: "DHCP Agent Scheduler", updated: "2013-02-07T10:00:00-00:00", description: "Schedule networks to DHCP agents" },
+    Extension { alias: "dns-domain-ports", name: "dns_domain for ports", updated: "2017-04-24T10:00:00-00:00", description: "A DNS domain per port" },
+    Extension { alias: "dns-integration", name: "DNS Integration", updated: "2015-08-15T18:00:00-00:00", description: "DNS names on ports and networks" },
+    Extension { alias: "dns-integration-domain-keywords", name: "DNS domain names with keywords allowed", updated: "2020-06-15T18:00:00-00:00", description: "Keywords in DNS domains" },
+    Extension { alias: "empty-string-filtering", name: "Empty String Filtering Extension", updated: "2018-05-01T10:00:00-00:00", description: "Filtering on an empty string value" },
+    Extension { alias: "expose-l3-conntrack-helper", name: "Expose CT target rules for conntrack helper", updated: "2019-04-04T10:00:00-00:00", description: "Expose CT target rules for conntrack helper" },
+    Extension { alias: "expose-port-forwarding-in-fip", name: "Expose Floating IP port forwardings", updated: "2018-06-28T16:00:00-00:00", description: "Port forwardings shown on floating IPs" },
+    Extension { alias: "ext-gw-mode", name: "Neutron L3 Configurable external gateway mode", updated: "2013-03-28T10:00:00-00:00", description: "Enable or disable SNAT on a router external gateway" },
+    Extension { alias: "external-net", name: "Neutron external network", updated: "2013-01-14T10:00:00-00:00", description: "Networks usable as a router gateway (router:external)" },
+    Extension { alias: "extra_dhcp_opt", name: "Neutron Extra DHCP options", updated: "2013-03-17T12:00:00-00:00", description: "Additional DHCP options per port" },
+    Extension { alias: "extraroute", name: "Neutron Extra Route", updated: "2013-02-01T10:00:00-00:00", description: "Static routes on routers" },
+    Extension { alias: "extraroute-atomic", name: "Atomically add/remove extra routes", updated: "2019-07-10T00:00:00+00:00", description: "Add or remove single extra routes atomically" },
+    Extension { alias: "filter-validation", name: "Filter parameters validation", updated: "2018-07-04T10:00:00-00:00", description: "Unknown filter parameters are rejected" },
+    Extension { alias: "fip-port-details", name: "Floating IP Port Details Extension", updated: "2018-04-09T10:00:00-00:00", description: "Details of the associated port on floating IPs" },
+    Extension { alias: "flavors", name: "Neutron Service Flavors", updated: "2015-09-17T10:00:00-00:00", description: "Service flavors" },
+    Extension { alias: "floating-ip-port-forwarding", name: "Floating IP Port Forwarding", updated: "2018-01-19T10:00:00-00:00", description: "Port forwarding on floating IPs" },
+    Extension { alias: "floating-ip-port-forwarding-description", name: "Floating IP Port Forwarding new attribute description", updated: "2019-11-01T10:00:00-00:00", description: "Floating IP Port Forwarding new attribute description" },
+    Extension { alias: "floating-ip-port-forwarding-detail", name: "Floating IP port forwarding detail", updated: "2022-05-06T10:00:00-00:00", description: "Floating IP port forwarding detail" },
+    Extension { alias: "floating-ip-port-forwarding-port-ranges", name: "Floating IP Port Forwarding support port ranges", updated: "2020-07-01T10:00:00-00:00", description: "Floating IP Port Forwarding support port ranges" },
+    Extension { alias: "floating-ip-router-writable", name: "Floating IP Router (writable)", updated: "2026-08-05T00:00:00-00:00", description: "Writable router of a floating IP" },
+    Extension { alias: "floatingip-pools", name: "Floating IP Pools Extension", updated: "2018-03-21T10:00:00-00:00", description: "Subnets usable for floating IPs" },
+    Extension { alias: "ip-substring-filtering", name: "IP address substring filtering", updated: "2017-11-28T09:00:00-00:00", description: "Filter ports by a substring of an IP address" },
+    Extension { alias: "ip_allocation", name: "IP Allocation", updated: "2016-06-10T23:00:00-00:00", description: "How a port gets its IP addresses" },
+    Extension { alias: "l2_adjacency", name: "L2 Adjacency", updated: "2016-04-12T16:00:00-00:00", description: "Whether a network is one L2 domain" },
+    Extension { alias: "l3-conntrack-helper", name: "L3 Conntrack helper", updated: "2019-04-04T10:00:00-00:00", description: "L3 Conntrack helper" },
+    Extension { alias: "l3-ext-ndp-proxy", name: "Router support to enable NDP proxy", updated: "2020-08-25T00:00:00-00:00", description: "Router support to enable NDP proxy" },
+    Extension { alias: "l3-flavors", name: "Router Flavor Extension", updated: "2016-05-17T00:00:00-00:00", description: "Router Flavor Extension" },
+    Extension { alias: "l3-ha", name: "HA Router extension", updated: "2014-04-26T00:00:00-00:00", description: "Highly available routers" },
+    Extension { alias: "l3-ndp-proxy", name: "name", updated: "2021-06-29T10:00:00-00:00", description: "name" },
+    Extension { alias: "l3-port-ip-change-not-allowed", name: "Prevent L3 router ports IP address change extension", updated: "2018-10-09T10:00:00-00:00", description: "Router ports keep their IP addresses" },
+    Extension { alias: "l3_agent_scheduler", name: "L3 Agent Scheduler", updated: "2013-02-07T10:00:00-00:00", description: "Schedule routers to L3 agents" },
+    Extension { alias: "local_ip", name: "Local IP", updated: "2021-07-26T10:00:00-00:00", description: "Local IP" },
+    Extension { alias: "logging", name: "Logging API Extension", updated: "2017-01-01T10:00:00-00:00", description: "Logging API Extension" },
+    Extension { alias: "metering", name: "Neutron Metering", updated: "2013-06-12T10:00:00-00:00", description: "Traffic metering labels and rules" },
+    Extension { alias: "metering_source_and_destination_fields", name: "Neutron Metering with source and destination filtering", updated: "2020-08-21T08:12:00-00:00", description: "Source and destination in metering rules" },
+    Extension { alias: "multi-provider", name: "Multi Provider Network", updated: "2013-06-27T10:00:00-00:00", description: "Networks made of several provider segments" },
+    Extension { alias: "net-mtu", name: "Network MTU", updated: "2015-03-25T10:00:00-00:00", description: "MTU of a network" },
+    Extension { alias: "net-mtu-writable", name: "Network MTU (writable)", updated: "2017-07-12T00:00:00-00:00", description: "Writable MTU of a network" },
+    Extension { alias: "network-ip-availability", name: "Network IP Availability", updated: "2015-09-24T00:00:00-00:00", description: "IP address usage per network and subnet" },
+    Extension { alias: "network-ip-availability-details", name: "Network IP Availability Details Extension", updated: "2025-10-31T00:00:00-00:00", description: "IP availability details" },
+    Extension { alias: "network-segment-range", name: "Neutron Network Segment Range", updated: "2018-11-29T00:00:00-00:00", description: "Admin-managed ranges of segmentation ids" },
+    Extension { alias: "network_availability_zone", name: "Network Availability Zone", updated: "2015-01-01T10:00:00-00:00", description: "Availability zones of networks" },
+    Extension { alias: "network_ha", name: "Network HA creation flag", updated: "2023-04-27T10:00:00-00:00", description: "HA networks" },
+    Extension { alias: "pagination", name: "Pagination support", updated: "2016-06-12T00:00:00-00:00", description: "limit/marker pagination of collections" },
+    Extension { alias: "port-device-profile", name: "Port device profile", updated: "2020-12-17T10:00:00-00:00", description: "Device profile of ports" },
+    Extension { alias: "port-mac-address-regenerate", name: "Neutron Port MAC address regenerate", updated: "2018-05-03T10:00:00-00:00", description: "Regenerate the MAC address of a port" },
+    Extension { alias: "port-mac-override", name: "Neutron Port MAC address override", updated: "2022-03-18T10:00:00-00:00", description: "Override port MAC addresses" },
+    Extension { alias: "port-numa-affinity-policy", name: "Port NUMA affinity policy", updated: "2020-07-08T10:00:00-00:00", description: "NUMA affinity policy of ports" },
+    Extension { alias: "port-numa-affinity-policy-socket", name: "Port NUMA affinity policy \"socket\"", updated: "2024-02-09T10:00:00-00:00", description: "Port NUMA affinity policy \"socket\"" },
+    Extension { alias: "port-resource-request", name: "Port Resource Request", updated: "2018-05-08T10:00:00-00:00", description: "Resource requests of ports" },
+    Extension { alias: "port-resource-request-groups", name: "Port Resource Request Groups", updated: "2021-08-02T10:00:00-00:00", description: "Port Resource Request Groups" },
+    Extension { alias: "port-security", name: "Port Security", updated: "2012-07-23T10:00:00-00:00", description: "Enable or disable port security (anti-spoofing and security groups)" },
+    Extension { alias: "port-security-groups-filtering", name: "Port filtering on security groups", updated: "2018-01-09T09:00:00-00:00", description: "Filter ports by security group" },
+    Extension { alias: "port-trusted-vif", name: "Port trusted vif", updated: "2024-07-10T10:00:00-00:00", description: "Trusted VIF of ports" },
+    Extension { alias: "project-id", name: "project_id field enabled", updated: "2016-09-09T09:09:09-09:09", description: "Resources carry project_id" },
+    Extension { alias: "provider", name: "Provider Network", updated: "2012-09-07T10:00:00-00:00", description: "Map a network to a physical network and segment" },
+    Extension { alias: "qos", name: "Quality of Service", updated: "2015-06-08T10:00:00-00:00", description: "Quality of service policies and rules" },
+    Extension { alias: "qos-bw-limit-direction", name: "Direction for QoS bandwidth limit rule", updated: "2017-04-10T10:00:00-00:00", description: "Direction for QoS bandwidth limit rule" },
+    Extension { alias: "qos-bw-minimum-ingress", name: "Ingress direction for QoS minimum bandwidth rule", updated: "2018-07-09T10:00:00-00:00", description: "Ingress direction for QoS minimum bandwidth rule" },
+    Extension { alias: "qos-default", name: "QoS default policy", updated: "2017-041-06T10:00:00-00:00", description: "QoS default policy" },
+    Extension { alias: "qos-fip", name: "Floating IP QoS", updated: "2017-07-20T00:00:00-00:00", description: "Floating IP QoS" },
+    Extension { alias: "qos-gateway-ip", name: "Router gateway IP QoS", updated: "2018-02-24T00:00:00-00:00", description: "Router gateway IP QoS" },
+    Extension { alias: "qos-port-network-policy", name: "QoS port network policy ID", updated: "2019-11-01T10:00:00-00:00", description: "QoS port network policy ID" },
+    Extension { alias: "qos-pps", name: "QoS Rule Type Packet per Second Extension", updated: "2021-05-12T10:00:00-00:00", description: "QoS Rule Type Packet per Second Extension" },
+    Extension { alias: "qos-pps-minimum", name: "QoS minimum packet rate rule", updated: "2021-07-14T10:00:00-00:00", description: "QoS minimum packet rate rule" },
+    Extension { alias: "qos-pps-minimum-rule-alias", name: "QoS minimum packet rate rule alias", updated: "2021-10-22T10:00:00-00:00", description: "QoS minimum packet rate rule alias" },
+    Extension { alias: "qos-rule-type-details", name: "Details of QoS rule types", updated: "2017-06-22T10:00:00-00:00", description: "Details of QoS rule types" },
+    Extension { alias: "qos-rule-type-filter", name: "Allow to filter the list of QoS rule types", updated: "2022-02-02T10:00:00-00:00", description: "Allow to filter the list of QoS rule types" },
+    Extension { alias: "qos-rules-alias", name: "Quality of Service rules alias API", updated: "2018-10-07T10:00:00-00:00", description: "Quality of Service rules alias API" },
+    Extension { alias: "quota-check-limit", name: "Quota engine limit check", updated: "2021-09-08T16:00:00-00:00", description: "Check limits when setting quotas" },
+    Extension { alias: "quota-check-limit-default", name: "Quota engine limit check by default", updated: "2024-08-21T16:00:00-00:00", description: "Check limits by default" },
+    Extension { alias: "quota_details", name: "Quota details management support", updated: "2017-02-10T10:00:00-00:00", description: "Quota usage details" },
+    Extension { alias: "quotas", name: "Quota management support", updated: "2012-07-29T10:00:00-00:00", description: "Quota management" },
+    Extension { alias: "rbac-address-group", name: "Add address_group type to RBAC", updated: "2021-01-20T00:00:00-00:00", description: "Share address groups through RBAC" },
+    Extension { alias: "rbac-address-scope", name: "Add address_scope type to RBAC", updated: "2020-02-12T00:00:00-00:00", description: "Share address scopes through RBAC" },
+    Extension { alias: "rbac-policies", name: "RBAC Policies", updated: "2015-06-17T12:15:12-00:00", description: "Share resources with projects through RBAC policies" },
+    Extension { alias: "rbac-security-groups", name: "Add security_group type to network RBAC", updated: "2019-02-14T00:00:00-00:00", description: "Share security groups through RBAC" },
+    Extension { alias: "rbac-subnetpool", name: "Add subnetpool type to RBAC", updated: "2020-02-05T00:00:00-00:00", description: "Share subnet pools through RBAC" },
+    Extension { alias: "revision-if-match", name: "If-Match constraints based on revision_number", updated: "2016-12-11T00:00:00-00:00", description: "If-Match: revision_number=N preconditions on updates" },
+    Extension { alias: "router", name: "Neutron L3 Router", updated: "2012-07-20T10:00:00-00:00", description: "Routers between networks, with external gateways and floating IPs" },
+    Extension { alias: "router_availability_zone", name: "Router Availability Zone", updated: "2015-01-01T10:00:00-00:00", description: "Availability zones of routers" },
+    Extension { alias: "security-group", name: "security-group", updated: "2012-10-05T10:00:00-00:00", description: "Security groups and their rules" },
+    Extension { alias: "security-groups-default-statefulness", name: "Security Groups Default Statefulness", updated: "2026-04-13T00:00:00-00:00", description: "Default statefulness of security groups" },
+    Extension { alias: "security-groups-normalized-cidr", name: "Normalized CIDR field for security group rules", updated: "2020-07-28T10:00:00-00:00", description: "Normalized remote CIDR on security group rules" },
+    Extension { alias: "security-groups-remote-address-group", name: "Remote address group id field for security group rules", updated: "2020-08-25T10:00:00-00:00", description: "Security group rules referring to an address group" },
+    Extension { alias: "security-groups-rules-belongs-to-default-sg", name: "Security group rule belongs to the project's default security group", updated: "2023-05-23T10:00:00-00:00", description: "Whether a rule belongs to the default security group" },
+    Extension { alias: "security-groups-shared-filtering", name: "Security group filtering on the shared field", updated: "2021-10-05T09:00:00-00:00", description: "Filtering security groups on shared" },
+    Extension { alias: "segment", name: "Segment", updated: "2016-02-24T17:00:00-00:00", description: "Network segments as resources; subnets on segments" },
+    Extension { alias: "segments-peer-subnet-host-routes", name: "Segments peer-subnet host routes", updated: "2018-06-12T10:00:00-00:00", description: "Host routes between subnets of one routed network" },
+    Extension { alias: "service-type", name: "Neutron Service Type Management", updated: "2013-01-20T00:00:00-00:00", description: "Service providers list" },
+    Extension { alias: "sorting", name: "Sorting support", updated: "2016-06-12T00:00:00-00:00", description: "sort_key/sort_dir sorting of collections" },
+    Extension { alias: "standard-attr-description", name: "standard-attr-description", updated: "2016-02-10T10:00:00-00:00", description: "A description on every standard resource" },
+    Extension { alias: "standard-attr-revisions", name: "Resource revision numbers", updated: "2016-04-11T10:00:00-00:00", description: "A revision number on every standard resource" },
+    Extension { alias: "standard-attr-segment", name: "Standard Attribute Segment Extension", updated: "2018-04-09T10:00:00-00:00", description: "Standard attributes on segments" },
+    Extension { alias: "standard-attr-tag", name: "Tag support for resources with standard attribute: subnet, trunk, network_segment_range, router, network, policy, subnetpool, port, security_group, floatingip", updated: "2017-01-01T00:00:00-00:00", description: "Tags on every standard resource" },
+    Extension { alias: "standard-attr-timestamp", name: "Resource timestamps", updated: "2016-09-12T10:00:00-00:00", description: "created_at and updated_at on every standard resource" },
+    Extension { alias: "stateful-security-group", name: "Stateful security group", updated: "2019-11-26T09:00:00-00:00", description: "Stateless security groups" },
+    Extension { alias: "subnet-dns-publish-fixed-ip", name: "Subnet DNS publish fixed IP", updated: "2019-05-24T10:00:00-00:00", description: "Publish fixed IPs of a subnet in DNS" },
+    Extension { alias: "subnet-external-network", name: "Subnet belongs to an external network", updated: "2024-02-05T18:00:00-00:00", description: "router:external shown on subnets" },
+    Extension { alias: "subnet-segmentid-writable", name: "Subnet SegmentID (writable)", updated: "2018-03-12T00:00:00-00:00", description: "Writable segment_id on subnets" },
+    Extension { alias: "subnet-service-types", name: "Subnet service types", updated: "2016-03-15T18:00:00-00:00", description: "Restrict subnets to device owners" },
+    Extension { alias: "subnet_allocation", name: "Subnet Allocation", updated: "2015-03-30T10:00:00-00:00", description: "Allocate subnets from subnet pools" },
+    Extension { alias: "subnet_onboard", name: "Subnet Onboard", updated: "2018-12-18T09:00:00-00:00", description: "Onboard subnets into subnet pools" },
+    Extension { alias: "subnetpool-prefix-ops", name: "Subnet Pool Prefix Operations", updated: "2019-02-08T10:00:00-00:00", description: "Add and remove prefixes of subnet pools" },
+    Extension { alias: "tag-creation", name: "Tag creation extension", updated: "2024-23-07T10:00:00-00:00", description: "Tags in create requests" },
+    Extension { alias: "tag-ports-during-bulk-creation", name: "Tag Ports During Bulk Creation", updated: "2019-12-29T19:00:00-00:00", description: "Tags in port bulk creation" },
+    Extension { alias: "trunk", name: "Trunk Extension", updated: "2016-01-01T10:00:00-00:00", description: "Trunk ports for VLAN-aware instances" },
+    Extension { alias: "trunk-details", name: "Trunk port details", updated: "2016-01-01T10:00:00-00:00", description: "Trunk details on parent ports" },
+    Extension { alias: "uplink-status-propagation", name: "Uplink status propagation extension", updated: "2018-05-31T18:00:00-00:00", description: "Propagate uplink status to ports" },
+];

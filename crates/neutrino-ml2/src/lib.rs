@@ -1,0 +1,193 @@
+//! neutrino-ml2: the core plugin.
+//!
+//! Neutron's core resources — networks, subnets, ports — with ML2's type
+//! drivers for segmentation, IPAM for addresses, and the core plugin's
+//! companions: security groups, subnet pools, address scopes, quotas,
+//! network IP availability and availability zones. Each resource is a
+//! [`ResourcePlugin`] served by the API edge.
+
+pub mod address_scope;
+pub mod availability;
+pub mod config;
+pub mod error;
+pub mod network;
+pub mod notify;
+pub mod port;
+pub mod quota;
+pub mod secgroup;
+mod segments;
+pub mod subnet;
+pub mod subnetpool;
+pub mod types;
+
+use std::sync::Arc;
+
+use neutrino_lib::plugin::ResourcePlugin;
+use neutrino_lib::resource::stamp;
+use neutrino_lib::Map;
+use neutrino_store::{Store, Table, Tx};
+use serde_json::Value;
+
+pub use config::Ml2Config;
+pub use error::Ml2Error;
+use error::Result;
+use notify::{Notifier, Outbox};
+use types::TypeManager;
+
+/// State shared by the core plugin's resources.
+pub struct Core {
+    /// The store.
+    pub store: Store,
+    /// Configuration.
+    pub cfg: Ml2Config,
+    /// Type drivers.
+    pub types: TypeManager,
+    /// Where committed changes go.
+    pub notifier: Arc<dyn Notifier>,
+}
+
+impl Core {
+    /// Builds the core plugin and brings the segment pools in line with the
+    /// configuration.
+    pub async fn new(
+        store: Store,
+        cfg: Ml2Config,
+        notifier: Arc<dyn Notifier>,
+    ) -> Result<Arc<Core>> {
+        let types = TypeManager::new(&cfg);
+        types.sync(&store).await?;
+        Ok(Arc::new(Core {
+            store,
+            cfg,
+            types,
+            notifier,
+        }))
+    }
+
+    /// Commits and then delivers the queued notifications.
+    pub async fn commit(&self, tx: Tx, outbox: Outbox) -> Result<()> {
+        tx.commit().await?;
+        outbox.deliver(self.notifier.as_ref());
+        Ok(())
+    }
+
+    /// Takes quota for `n` new resources of a project.
+    pub async fn quota_take(
+        &self,
+        tx: &mut Tx,
+        project: &str,
+        resource: &str,
+        n: i64,
+    ) -> Result<()> {
+        let limit = self.quota_limit(tx, project, resource).await?;
+        if !tx.usage_take(project, resource, n, limit).await? {
+            return Err(Ml2Error::OverQuota(resource.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The effective limit of a project for a resource.
+    pub async fn quota_limit(&self, tx: &mut Tx, project: &str, resource: &str) -> Result<i64> {
+        Ok(match tx.quota_limit(project, resource).await? {
+            Some(l) => l,
+            None => self.cfg.quota_defaults.get(resource).copied().unwrap_or(-1),
+        })
+    }
+
+    /// Gives quota back.
+    pub async fn quota_release(
+        &self,
+        tx: &mut Tx,
+        project: &str,
+        resource: &str,
+        n: i64,
+    ) -> Result<()> {
+        tx.usage_release(project, resource, n).await?;
+        Ok(())
+    }
+
+    /// Replaces the tags of a document in `table`.
+    pub async fn set_tags(
+        &self,
+        table: &'static Table,
+        resource: &'static str,
+        missing: impl FnOnce() -> Ml2Error,
+        id: &str,
+        tags: Vec<String>,
+    ) -> Result<Vec<String>> {
+        let mut tx = self.store.begin().await?;
+        let Some(mut doc) = tx.get(table, id).await? else {
+            return Err(missing());
+        };
+        let mut tags = tags;
+        tags.sort();
+        tags.dedup();
+        doc.insert("tags".into(), Value::from(tags.clone()));
+        stamp::changed(&mut doc);
+        tx.update(table, &doc).await?;
+        let mut out = Outbox::default();
+        out.push(resource, notify::Action::Update, &doc);
+        self.commit(tx, out).await?;
+        Ok(tags)
+    }
+}
+
+/// Every resource plugin of the core.
+pub fn plugins(core: &Arc<Core>) -> Vec<Arc<dyn ResourcePlugin>> {
+    vec![
+        Arc::new(network::Networks(core.clone())),
+        Arc::new(subnet::Subnets(core.clone())),
+        Arc::new(port::Ports(core.clone())),
+        Arc::new(secgroup::SecurityGroups(core.clone())),
+        Arc::new(secgroup::SecurityGroupRules(core.clone())),
+        Arc::new(subnetpool::SubnetPools(core.clone())),
+        Arc::new(address_scope::AddressScopes(core.clone())),
+        Arc::new(quota::Quotas(core.clone())),
+        Arc::new(availability::NetworkIpAvailabilities(core.clone())),
+    ]
+}
+
+/// The string value of `key`, if it is a non-empty string.
+pub(crate) fn opt_str(doc: &Map, key: &str) -> Option<String> {
+    doc.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+}
+
+/// Pushes equality filters of a list hint down to indexed columns.
+pub(crate) fn pushdown(
+    table: &'static Table,
+    hint: &neutrino_lib::plugin::ListHint,
+) -> Vec<(&'static str, Vec<String>)> {
+    let mut out = vec![];
+    for (attr, vals) in &hint.eq {
+        let Some(col) = ["id", "name", "project_id"]
+            .iter()
+            .chain(table.cols.iter())
+            .find(|c| **c == attr.as_str())
+        else {
+            continue;
+        };
+        let strs: Option<Vec<String>> = vals
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
+        if let Some(s) = strs {
+            out.push((*col, s));
+        }
+    }
+    if let Some(p) = &hint.projects {
+        if !hint
+            .eq
+            .iter()
+            .any(|(a, _)| a == "project_id" || a == "tenant_id")
+        {
+            out.push(("project_id", p.clone()));
+        }
+    }
+    out
+}

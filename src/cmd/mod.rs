@@ -1,0 +1,5 @@
+//! Subcommands.
+
+pub mod db;
+pub mod server;
+pub mod up;

@@ -1,0 +1,99 @@
+//! `neutrino up`: everything in one process on an embedded SQLite store.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Args;
+use tokio::sync::watch;
+
+use crate::service::{self, NetworkService};
+
+/// Arguments of `neutrino up`.
+#[derive(Args)]
+pub struct UpArgs {
+    /// State directory (database, keys, openrc).
+    #[arg(long, env = "NEUTRINO_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Address of the network API.
+    #[arg(long, default_value = "127.0.0.1:9696")]
+    pub api_bind: SocketAddr,
+    /// Address of the identity (Keystone v3) API.
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    pub identity_bind: SocketAddr,
+    /// Development mode: no tokens; callers declare X-Project-Id/X-Roles.
+    #[arg(long)]
+    pub noauth: bool,
+    /// Neutron-style configuration files (neutron.conf, ml2_conf.ini), in order.
+    #[arg(long = "config", num_args = 1..)]
+    pub config: Vec<PathBuf>,
+}
+
+/// The default state directory: /var/lib/neutrino as root, else ~/.local/state/neutrino.
+pub fn default_state_dir() -> PathBuf {
+    // SAFETY-free check of root: the effective uid via /proc.
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false);
+    if root {
+        PathBuf::from("/var/lib/neutrino")
+    } else {
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        home.join(".local/state/neutrino")
+    }
+}
+
+/// Runs `neutrino up` until SIGTERM/SIGINT.
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let ini = service::load_config(&args.config)?;
+    let db = format!("sqlite://{}", dir.join("neutrino.sqlite").display());
+    let net = NetworkService::start(&db, &ini).await?;
+    service::report_unused(&ini);
+    let auth: Arc<dyn neutrino_api::Authenticator> = Arc::new(neutrino_api::NoAuth);
+    if !args.noauth {
+        tracing::warn!("the identity service is not built yet: running as --noauth");
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let api = service::serve(
+        args.api_bind,
+        net.api(auth).router(),
+        stopped(stop_rx.clone()),
+    )
+    .await?;
+    let endpoint = format!("http://{}", args.api_bind);
+    write_openrc(&dir, &endpoint)?;
+    println!("neutrino is up");
+    println!("  network API: {endpoint}/v2.0/  (Neutron v2.0)");
+    println!("  state:       {}", dir.display());
+    println!("  credentials: source {}", dir.join("openrc").display());
+    println!("  auth:        none (development mode: send X-Project-Id and X-Roles headers)");
+    service::terminated().await;
+    tracing::info!("stopping");
+    let _ = stop_tx.send(true);
+    api.await??;
+    net.store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn write_openrc(dir: &std::path::Path, endpoint: &str) -> anyhow::Result<()> {
+    let text = format!(
+        "# neutrino (no authentication): use with `openstack --os-auth-type none`\nexport OS_AUTH_TYPE=none\nexport OS_ENDPOINT={endpoint}\nexport OS_NETWORK_ENDPOINT={endpoint}\n"
+    );
+    let path = dir.join("openrc");
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
