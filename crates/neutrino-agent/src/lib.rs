@@ -1,0 +1,1 @@
+//! neutrino-agent (under construction).

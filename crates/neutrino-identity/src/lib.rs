@@ -1,0 +1,1 @@
+//! neutrino-identity (under construction).
