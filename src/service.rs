@@ -34,9 +34,7 @@ pub struct NetworkService {
 impl NetworkService {
     /// Opens the store (migrating it) and builds the core plugin.
     pub async fn start(db_url: &str, ini: &Ini) -> anyhow::Result<NetworkService> {
-        let store = Store::open(db_url)
-            .await
-            .with_context(|| format!("opening the database {db_url}"))?;
+        let store = Store::open(db_url).await.with_context(|| format!("opening the database {db_url}"))?;
         let cfg = Ml2Config::from_ini(ini).context("ML2 configuration")?;
         let core = Core::new(store.clone(), cfg, Arc::new(neutrino_ml2::notify::Nobody))
             .await
@@ -65,14 +63,9 @@ pub async fn serve(
     router: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     Ok(tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving")?;
+        axum::serve(listener, router).with_graceful_shutdown(shutdown).await.context("serving")?;
         Ok(())
     }))
 }

@@ -24,15 +24,10 @@ enum DbAction {
 pub async fn run(args: DbArgs) -> anyhow::Result<()> {
     match args.action {
         DbAction::Upgrade { db } => {
-            let store = neutrino_store::Store::connect(&db)
-                .await
-                .with_context(|| format!("connecting to {db}"))?;
+            let store = neutrino_store::Store::connect(&db).await.with_context(|| format!("connecting to {db}"))?;
             store.migrate().await.context("migrating")?;
             let v = store.applied_migrations("network").await?;
-            println!(
-                "network schema at version {}",
-                v.last().copied().unwrap_or(0)
-            );
+            println!("network schema at version {}", v.last().copied().unwrap_or(0));
             store.close().await;
             Ok(())
         }

@@ -31,10 +31,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let ini = service::load_config(&args.config)?;
     let db = match &args.db {
         Some(d) => d.clone(),
-        None => ini
-            .get("database", "connection")
-            .map(String::from)
-            .context("no --db and no [database] connection")?,
+        None => ini.get("database", "connection").map(String::from).context("no --db and no [database] connection")?,
     };
     let net = NetworkService::start(&db, &ini).await?;
     service::report_unused(&ini);

@@ -35,18 +35,12 @@ pub fn default_state_dir() -> PathBuf {
     // SAFETY-free check of root: the effective uid via /proc.
     let root = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
         .unwrap_or(false);
     if root {
         PathBuf::from("/var/lib/neutrino")
     } else {
-        let home = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("."));
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
         home.join(".local/state/neutrino")
     }
 }
@@ -67,12 +61,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let stopped = move |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let api = service::serve(
-        args.api_bind,
-        net.api(auth).router(),
-        stopped(stop_rx.clone()),
-    )
-    .await?;
+    let api = service::serve(args.api_bind, net.api(auth).router(), stopped(stop_rx.clone())).await?;
     let endpoint = format!("http://{}", args.api_bind);
     write_openrc(&dir, &endpoint)?;
     println!("neutrino is up");

@@ -29,11 +29,7 @@ pub trait Authenticator: Send + Sync {
 pub struct NoAuth;
 
 fn header(h: &HeaderMap, name: &str) -> Option<String> {
-    h.get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
+    h.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty()).map(String::from)
 }
 
 #[async_trait]
@@ -41,11 +37,7 @@ impl Authenticator for NoAuth {
     async fn authenticate(&self, h: &HeaderMap) -> Result<Context, AuthFailure> {
         let project = header(h, "x-project-id").or_else(|| header(h, "x-tenant-id"));
         let roles: Vec<String> = match header(h, "x-roles") {
-            Some(r) => r
-                .split(',')
-                .map(|s| s.trim().to_ascii_lowercase())
-                .filter(|s| !s.is_empty())
-                .collect(),
+            Some(r) => r.split(',').map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()).collect(),
             None if project.is_none() => vec!["admin".into()],
             None => vec!["member".into()],
         };

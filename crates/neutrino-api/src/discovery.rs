@@ -27,14 +27,8 @@ pub const EDGE_EXTENSIONS: &[&str] = &[
 
 /// The URL the caller used to reach us (scheme://host[:port]).
 pub fn base_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost:9696");
-    let proto = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("http");
+    let host = headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("localhost:9696");
+    let proto = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).unwrap_or("http");
     format!("{proto}://{host}")
 }
 
@@ -65,10 +59,9 @@ pub fn resources(api: &Api, headers: &HeaderMap) -> Response {
 /// `GET /v2.0/extensions` and `GET /v2.0/extensions/<alias-or-name>`.
 pub fn extensions(api: &Api, which: Option<&str>) -> Response {
     match which {
-        None => respond::json(
-            200,
-            &json!({"extensions": api.extensions.iter().map(|e| e.to_json()).collect::<Vec<_>>()}),
-        ),
+        None => {
+            respond::json(200, &json!({"extensions": api.extensions.iter().map(|e| e.to_json()).collect::<Vec<_>>()}))
+        }
         Some(a) => match api.extensions.iter().find(|e| e.alias == a || e.name == a) {
             Some(e) => respond::json(200, &json!({"extension": e.to_json()})),
             None => respond::fault(&neutrino_lib::Fault::not_found(
@@ -94,8 +87,5 @@ pub async fn health(State(api): State<Arc<Api>>) -> Response {
             }
         }
     }
-    respond::json(
-        if ok { 200 } else { 503 },
-        &json!({"status": if ok { "OK" } else { "DEGRADED" }, "checks": checks}),
-    )
+    respond::json(if ok { 200 } else { 503 }, &json!({"status": if ok { "OK" } else { "DEGRADED" }, "checks": checks}))
 }

@@ -27,17 +27,7 @@ pub async fn dispatch(State(api): State<Arc<Api>>, req: Request<Body>) -> Respon
     let span = tracing::info_span!("request", %request_id, %method, %path);
     let _enter = span.enter();
     drop(_enter);
-    let mut resp = match handle(
-        &api,
-        &method,
-        &path,
-        &query,
-        &headers,
-        req.into_body(),
-        &request_id,
-    )
-    .await
-    {
+    let mut resp = match handle(&api, &method, &path, &query, &headers, req.into_body(), &request_id).await {
         Ok(r) => r,
         Err(Outcome::Fault(f)) => {
             if f.status >= 500 {
@@ -45,9 +35,7 @@ pub async fn dispatch(State(api): State<Arc<Api>>, req: Request<Body>) -> Respon
             }
             respond::fault(&f)
         }
-        Err(Outcome::Unauthorized(a)) => {
-            respond::unauthorized(&a.message, a.www_authenticate.as_deref())
-        }
+        Err(Outcome::Unauthorized(a)) => respond::unauthorized(&a.message, a.www_authenticate.as_deref()),
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-openstack-request-id", v);
@@ -80,24 +68,15 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Fault> {
     if v == "*" {
         return Ok(None);
     }
-    match v
-        .strip_prefix("revision_number=")
-        .and_then(|n| n.trim().parse::<i64>().ok())
-    {
+    match v.strip_prefix("revision_number=").and_then(|n| n.trim().parse::<i64>().ok()) {
         Some(n) => Ok(Some(n)),
-        None => Err(Fault::bad_request(format!(
-            "If-Match header must be of the form revision_number=N, not '{v}'"
-        ))),
+        None => Err(Fault::bad_request(format!("If-Match header must be of the form revision_number=N, not '{v}'"))),
     }
 }
 
 async fn body_json(api: &Api, body: Body) -> Result<Value, Fault> {
     let bytes = to_bytes(body, api.max_body).await.map_err(|_| {
-        Fault::new(
-            413,
-            "RequestEntityTooLarge",
-            format!("Request is too large (limit {} bytes).", api.max_body),
-        )
+        Fault::new(413, "RequestEntityTooLarge", format!("Request is too large (limit {} bytes).", api.max_body))
     })?;
     request::parse_json(&bytes)
 }
@@ -117,17 +96,9 @@ async fn handle(
     };
     let rest = rest.trim_start_matches('/');
     let rest = rest.strip_suffix(".json").unwrap_or(rest);
-    let mut ctx = api
-        .auth
-        .authenticate(headers)
-        .await
-        .map_err(Outcome::Unauthorized)?;
+    let mut ctx = api.auth.authenticate(headers).await.map_err(Outcome::Unauthorized)?;
     ctx.request_id = request_id.to_string();
-    let segs: Vec<&str> = if rest.is_empty() {
-        vec![]
-    } else {
-        rest.split('/').collect()
-    };
+    let segs: Vec<&str> = if rest.is_empty() { vec![] } else { rest.split('/').collect() };
     match (method, segs.as_slice()) {
         (&Method::GET, []) => return Ok(discovery::resources(api, headers)),
         (&Method::GET, ["extensions"]) => return Ok(discovery::extensions(api, None)),
@@ -149,9 +120,7 @@ async fn handle(
         (Method::GET, [id]) => show(plugin.as_ref(), &ctx, id, query).await,
         (Method::PUT, [id]) => update(api, plugin.as_ref(), &ctx, id, headers, body).await,
         (Method::DELETE, [id]) => delete(api, plugin.as_ref(), &ctx, id, headers).await,
-        (m, [id, "tags", rest @ ..]) if def.tags => {
-            tags(api, plugin.as_ref(), &ctx, &m, id, rest, body).await
-        }
+        (m, [id, "tags", rest @ ..]) if def.tags => tags(api, plugin.as_ref(), &ctx, &m, id, rest, body).await,
         (Method::PUT, [id, action]) if plugin.has_member_action(action) => {
             let target = plugin.get(&ctx, id).await?;
             check(api, &ctx, def, Op::Update, &target, &Map::new()).await?;
@@ -170,12 +139,10 @@ async fn handle(
                 None => respond::empty(status),
             })
         }
-        (m, _) => Err(Fault::new(
-            405,
-            "HTTPMethodNotAllowed",
-            format!("The method {m} is not allowed for this resource."),
-        )
-        .into()),
+        (m, _) => {
+            Err(Fault::new(405, "HTTPMethodNotAllowed", format!("The method {m} is not allowed for this resource."))
+                .into())
+        }
     }
 }
 
@@ -196,8 +163,9 @@ fn find_plugin<'a>(api: &'a Api, segs: &[&str]) -> Option<(&'a Arc<dyn ResourceP
     None
 }
 
-/// Facts policy needs: the network of a subnet or port.
-async fn related(api: &Api, def: &ResourceDef, target: &Map) -> Result<Option<Map>, Fault> {
+/// Facts policy needs: the network of a subnet or port. On create, a
+/// network the caller cannot see is "not found", before any policy check.
+async fn related(api: &Api, ctx: &Context, def: &ResourceDef, op: Op, target: &Map) -> Result<Option<Map>, Fault> {
     if def.member != "subnet" && def.member != "port" {
         return Ok(None);
     }
@@ -207,6 +175,9 @@ async fn related(api: &Api, def: &ResourceDef, target: &Map) -> Result<Option<Ma
     let Some(nets) = api.plugins.get("networks") else {
         return Ok(None);
     };
+    if op == Op::Create {
+        nets.get(ctx, net_id).await?;
+    }
     match nets.get(&Context::admin(), net_id).await {
         Ok(n) => Ok(Some(n)),
         Err(f) if f.status == 404 => Ok(None),
@@ -214,14 +185,7 @@ async fn related(api: &Api, def: &ResourceDef, target: &Map) -> Result<Option<Ma
     }
 }
 
-async fn check(
-    api: &Api,
-    ctx: &Context,
-    def: &ResourceDef,
-    op: Op,
-    target: &Map,
-    attrs: &Map,
-) -> Result<(), Fault> {
+async fn check(api: &Api, ctx: &Context, def: &ResourceDef, op: Op, target: &Map, attrs: &Map) -> Result<(), Fault> {
     if !policy::may_write(ctx) {
         return Err(Fault::policy(&format!(
             "rule:{}_{}",
@@ -236,25 +200,11 @@ async fn check(
     if ctx.is_admin() {
         return Ok(());
     }
-    let net = related(api, def, target).await?;
-    policy::authorize(
-        ctx,
-        def,
-        op,
-        target,
-        attrs,
-        &Related {
-            network: net.as_ref(),
-        },
-    )
+    let net = related(api, ctx, def, op, target).await?;
+    policy::authorize(ctx, def, op, target, attrs, &Related { network: net.as_ref() })
 }
 
-fn render(
-    ctx: &Context,
-    def: &ResourceDef,
-    mut doc: Map,
-    fields: Option<&listing::ListQuery>,
-) -> Value {
+fn render(ctx: &Context, def: &ResourceDef, mut doc: Map, fields: Option<&listing::ListQuery>) -> Value {
     policy::redact(ctx, def, &mut doc);
     if let Some(q) = fields {
         q.select(&mut doc);
@@ -274,10 +224,7 @@ async fn list(
     let q = listing::parse(def, query)?;
     let docs = plugin.list(ctx, &q.hint()).await?;
     let (page, links) = q.apply(docs, base, def.collection);
-    let items: Vec<Value> = page
-        .into_iter()
-        .map(|d| render(ctx, def, d, Some(&q)))
-        .collect();
+    let items: Vec<Value> = page.into_iter().map(|d| render(ctx, def, d, Some(&q))).collect();
     let mut body = serde_json::Map::new();
     body.insert(def.collection.to_string(), Value::Array(items));
     if let Some(l) = links {
@@ -286,12 +233,7 @@ async fn list(
     Ok(respond::json(200, &Value::Object(body)))
 }
 
-async fn show(
-    plugin: &dyn ResourcePlugin,
-    ctx: &Context,
-    id: &str,
-    query: &str,
-) -> Result<Response, Outcome> {
+async fn show(plugin: &dyn ResourcePlugin, ctx: &Context, id: &str, query: &str) -> Result<Response, Outcome> {
     let def = plugin.def();
     let doc = plugin.get(ctx, id).await?;
     let fields: Vec<String> = form_urlencoded::parse(query.as_bytes())
@@ -299,22 +241,11 @@ async fn show(
         .flat_map(|(_, v)| v.split(',').map(String::from).collect::<Vec<_>>())
         .filter(|s| !s.is_empty())
         .collect();
-    let q = listing::ListQuery {
-        fields,
-        ..Default::default()
-    };
-    Ok(respond::json(
-        200,
-        &json!({ def.member: render(ctx, def, doc, Some(&q)) }),
-    ))
+    let q = listing::ListQuery { fields, ..Default::default() };
+    Ok(respond::json(200, &json!({ def.member: render(ctx, def, doc, Some(&q)) })))
 }
 
-async fn create(
-    api: &Api,
-    plugin: &dyn ResourcePlugin,
-    ctx: &Context,
-    body: Body,
-) -> Result<Response, Outcome> {
+async fn create(api: &Api, plugin: &dyn ResourcePlugin, ctx: &Context, body: Body) -> Result<Response, Outcome> {
     let def = plugin.def();
     let b = body_json(api, body).await?;
     let (raw, bulk) = request::create_items(def, &b)?;
@@ -322,30 +253,22 @@ async fn create(
     let mut tags = vec![];
     for r in &raw {
         let mut item = request::prepare_create(def, ctx, r)?;
-        check(api, ctx, def, Op::Create, &item, &item).await?;
+        // Policy looks at what the caller asked for, not at the defaults.
+        let given: Map =
+            item.iter().filter(|(k, _)| r.get(k.as_str()).is_some()).map(|(k, v)| (k.clone(), v.clone())).collect();
+        check(api, ctx, def, Op::Create, &item, &given).await?;
         // Tags in a create body are applied after the create, except where the
         // plugin stores them itself (ports: tag-ports-during-bulk-creation).
-        let t = if def.member == "port" {
-            None
-        } else {
-            item.remove("tags")
-        };
+        let t = if def.member == "port" { None } else { item.remove("tags") };
         tags.push(t);
         items.push(item);
     }
     let mut created = plugin.create(ctx, items).await?;
     for (doc, t) in created.iter_mut().zip(tags) {
         if let Some(Value::Array(t)) = t {
-            let t: Vec<String> = t
-                .iter()
-                .filter_map(|x| x.as_str().map(String::from))
-                .collect();
+            let t: Vec<String> = t.iter().filter_map(|x| x.as_str().map(String::from)).collect();
             if !t.is_empty() {
-                let id = doc
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
+                let id = doc.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
                 let new = plugin.set_tags(ctx, &id, t).await?;
                 doc.insert("tags".into(), json!(new));
                 if let Some(r) = doc.get("revision_number").and_then(Value::as_i64) {
@@ -354,17 +277,11 @@ async fn create(
             }
         }
     }
-    let out: Vec<Value> = created
-        .into_iter()
-        .map(|d| render(ctx, def, d, None))
-        .collect();
+    let out: Vec<Value> = created.into_iter().map(|d| render(ctx, def, d, None)).collect();
     Ok(if bulk {
         respond::json(201, &json!({ def.collection: out }))
     } else {
-        respond::json(
-            201,
-            &json!({ def.member: out.into_iter().next().unwrap_or(Value::Null) }),
-        )
+        respond::json(201, &json!({ def.member: out.into_iter().next().unwrap_or(Value::Null) }))
     })
 }
 
@@ -382,10 +299,7 @@ async fn update(
     let target = plugin.get(ctx, id).await?;
     check(api, ctx, def, Op::Update, &target, &changes).await?;
     let doc = plugin.update(ctx, id, changes, if_match(headers)?).await?;
-    Ok(respond::json(
-        200,
-        &json!({ def.member: render(ctx, def, doc, None) }),
-    ))
+    Ok(respond::json(200, &json!({ def.member: render(ctx, def, doc, None) })))
 }
 
 async fn delete(
@@ -420,12 +334,8 @@ async fn tags(
         .flatten()
         .filter_map(|t| t.as_str().map(String::from))
         .collect();
-    let tag_missing = |t: &str| {
-        Fault::not_found(
-            "TagNotFound",
-            format!("Tag {t} could not be found for {} {id}.", def.member),
-        )
-    };
+    let tag_missing =
+        |t: &str| Fault::not_found("TagNotFound", format!("Tag {t} could not be found for {} {id}.", def.member));
     match (method.clone(), rest) {
         (Method::GET, []) => Ok(respond::json(200, &json!({"tags": current}))),
         (Method::GET, [t]) => {
@@ -438,9 +348,10 @@ async fn tags(
         (Method::PUT, []) => {
             check(api, ctx, def, Op::Update, &target, &Map::new()).await?;
             let b = body_json(api, body).await?;
-            let t = request::tags_of(b.get("tags").ok_or_else(|| {
-                Fault::bad_request("Invalid input for tags. Reason: 'tags' is required.")
-            })?)?;
+            let t = request::tags_of(
+                b.get("tags")
+                    .ok_or_else(|| Fault::bad_request("Invalid input for tags. Reason: 'tags' is required."))?,
+            )?;
             let new = plugin.set_tags(ctx, id, t).await?;
             Ok(respond::json(200, &json!({"tags": new})))
         }

@@ -25,11 +25,8 @@ use neutrino_lib::plugin::ResourcePlugin;
 pub use auth::{AuthFailure, Authenticator, NoAuth};
 
 /// A health probe of a dependency (the store, the bus).
-pub type HealthCheck = Arc<
-    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
-        + Send
-        + Sync,
->;
+pub type HealthCheck =
+    Arc<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
 /// Everything the API edge needs.
 pub struct Api {
@@ -78,9 +75,7 @@ impl Api {
 
     /// Finds the plugin serving a collection by its JSON collection name.
     pub fn plugin_for_collection(&self, collection: &str) -> Option<&Arc<dyn ResourcePlugin>> {
-        self.plugins
-            .values()
-            .find(|p| p.def().collection == collection)
+        self.plugins.values().find(|p| p.def().collection == collection)
     }
 
     /// The axum router serving the API.

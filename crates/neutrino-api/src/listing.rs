@@ -21,13 +21,8 @@ pub struct TagFilter {
 
 impl TagFilter {
     fn matches(&self, doc: &Map) -> bool {
-        let tags: Vec<&str> = doc
-            .get("tags")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+        let tags: Vec<&str> =
+            doc.get("tags").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
         let has = |t: &String| tags.contains(&t.as_str());
         self.all.iter().all(|set| set.iter().all(has))
             && self.any.iter().all(|set| set.iter().any(has))
@@ -60,37 +55,25 @@ pub struct ListQuery {
 /// Converts a filter value by the attribute's type (booleans case-insensitive).
 fn convert(check: &Check, raw: &str) -> Value {
     match check {
-        Check::Bool => checks::to_bool(&Value::String(raw.into()))
-            .map(Value::Bool)
-            .unwrap_or(Value::String(raw.into())),
-        Check::Int(..) | Check::IntOrNull(..) => raw
-            .parse::<i64>()
-            .map(Value::from)
-            .unwrap_or(Value::String(raw.into())),
+        Check::Bool => {
+            checks::to_bool(&Value::String(raw.into())).map(Value::Bool).unwrap_or(Value::String(raw.into()))
+        }
+        Check::Int(..) | Check::IntOrNull(..) => {
+            raw.parse::<i64>().map(Value::from).unwrap_or(Value::String(raw.into()))
+        }
         _ => Value::String(raw.into()),
     }
 }
 
 /// Parses the query string of a list request.
 pub fn parse(def: &ResourceDef, query: &str) -> Result<ListQuery, Fault> {
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect();
-    let mut q = ListQuery {
-        raw: pairs.clone(),
-        ..Default::default()
-    };
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let mut q = ListQuery { raw: pairs.clone(), ..Default::default() };
     let mut sort_keys = vec![];
     let mut sort_dirs = vec![];
     let mut limit = None;
     for (k, v) in &pairs {
-        let split = || {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect::<Vec<_>>()
-        };
+        let split = || v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect::<Vec<_>>();
         match k.as_str() {
             "fields" => {
                 if !v.is_empty() {
@@ -109,10 +92,7 @@ pub fn parse(def: &ResourceDef, query: &str) -> Result<ListQuery, Fault> {
             }
             "limit" => {
                 let n: i64 = v.parse().map_err(|_| {
-                    Fault::bad_resource_request(
-                        "limit",
-                        format!("Limit must be an integer 0 or greater and not '{v}'"),
-                    )
+                    Fault::bad_resource_request("limit", format!("Limit must be an integer 0 or greater and not '{v}'"))
                 })?;
                 if n < 0 {
                     return Err(Fault::bad_resource_request(
@@ -129,19 +109,11 @@ pub fn parse(def: &ResourceDef, query: &str) -> Result<ListQuery, Fault> {
             "not-tags" if def.tags => q.tags.not_all.push(split()),
             "not-tags-any" if def.tags => q.tags.not_any.push(split()),
             name => {
-                let a = def
-                    .attr(name)
-                    .filter(|a| a.filter || name == "tenant_id" || name == "project_id");
+                let a = def.attr(name).filter(|a| a.filter || name == "tenant_id" || name == "project_id");
                 let Some(a) = a else {
-                    return Err(Fault::bad_request(format!(
-                        "['{name}'] is invalid attribute for filtering"
-                    )));
+                    return Err(Fault::bad_request(format!("['{name}'] is invalid attribute for filtering")));
                 };
-                let name = if name == "tenant_id" {
-                    "project_id"
-                } else {
-                    name
-                };
+                let name = if name == "tenant_id" { "project_id" } else { name };
                 let val = convert(&a.check, v);
                 match q.filters.iter_mut().find(|(n, _)| n == name) {
                     Some((_, vals)) => vals.push(val),
@@ -150,19 +122,12 @@ pub fn parse(def: &ResourceDef, query: &str) -> Result<ListQuery, Fault> {
             }
         }
     }
-    if sort_keys.len() != sort_dirs.len() && !sort_dirs.is_empty() {
-        return Err(Fault::bad_request(
-            "The number of sort_keys and sort_dirs must be same",
-        ));
+    if sort_keys.len() != sort_dirs.len() {
+        return Err(Fault::bad_request("The number of sort_keys and sort_dirs must be same"));
     }
-    let bad_keys: Vec<&String> = sort_keys
-        .iter()
-        .filter(|k| !def.attr(k).is_some_and(|a| a.sort))
-        .collect();
+    let bad_keys: Vec<&String> = sort_keys.iter().filter(|k| !def.attr(k).is_some_and(|a| a.sort)).collect();
     if !bad_keys.is_empty() {
-        return Err(Fault::bad_request(format!(
-            "{bad_keys:?} is invalid attribute for sort_keys"
-        )));
+        return Err(Fault::bad_request(format!("{bad_keys:?} is invalid attribute for sort_keys")));
     }
     for d in &sort_dirs {
         if d != "asc" && d != "desc" {
@@ -175,14 +140,7 @@ pub fn parse(def: &ResourceDef, query: &str) -> Result<ListQuery, Fault> {
         .into_iter()
         .enumerate()
         .map(|(i, k)| {
-            (
-                if k == "tenant_id" {
-                    "project_id".into()
-                } else {
-                    k
-                },
-                sort_dirs.get(i).is_none_or(|d| d == "asc"),
-            )
+            (if k == "tenant_id" { "project_id".into() } else { k }, sort_dirs.get(i).is_none_or(|d| d == "asc"))
         })
         .collect();
     q.limit = limit.filter(|l| *l > 0);
@@ -192,28 +150,17 @@ pub fn parse(def: &ResourceDef, query: &str) -> Result<ListQuery, Fault> {
 impl ListQuery {
     /// What the plugin may push down.
     pub fn hint(&self) -> ListHint {
-        ListHint {
-            projects: None,
-            eq: self.filters.clone(),
-        }
+        ListHint { projects: None, eq: self.filters.clone() }
     }
 
     /// Does a document pass every filter?
     pub fn matches(&self, doc: &Map) -> bool {
         self.tags.matches(doc)
-            && self
-                .filters
-                .iter()
-                .all(|(attr, vals)| vals.iter().any(|want| value_matches(doc.get(attr), want)))
+            && self.filters.iter().all(|(attr, vals)| vals.iter().any(|want| value_matches(doc.get(attr), want)))
     }
 
     /// Filters, sorts, pages; returns the page and its links.
-    pub fn apply(
-        &self,
-        mut docs: Vec<Map>,
-        base_url: &str,
-        collection: &str,
-    ) -> (Vec<Map>, Option<Value>) {
+    pub fn apply(&self, mut docs: Vec<Map>, base_url: &str, collection: &str) -> (Vec<Map>, Option<Value>) {
         docs.retain(|d| self.matches(d));
         if !self.sorts.is_empty() {
             docs.sort_by(|a, b| {
@@ -234,10 +181,7 @@ impl ListQuery {
             return (docs, None);
         };
         let start = match &self.marker {
-            Some(m) => match docs
-                .iter()
-                .position(|d| d.get("id").and_then(Value::as_str) == Some(m.as_str()))
-            {
+            Some(m) => match docs.iter().position(|d| d.get("id").and_then(Value::as_str) == Some(m.as_str())) {
                 Some(i) => Some(i),
                 None => return (vec![], None),
             },
@@ -267,14 +211,8 @@ impl ListQuery {
             }
             format!("{base_url}?{}", ser.finish())
         };
-        let first = page
-            .first()
-            .and_then(|d| d.get("id"))
-            .and_then(Value::as_str);
-        let last = page
-            .last()
-            .and_then(|d| d.get("id"))
-            .and_then(Value::as_str);
+        let first = page.first().and_then(|d| d.get("id")).and_then(Value::as_str);
+        let last = page.last().and_then(|d| d.get("id")).and_then(Value::as_str);
         if !(page.len() < limit && !self.page_reverse) {
             links.push(json!({"rel": "next", "href": link(last, false)}));
         }
@@ -297,9 +235,7 @@ impl ListQuery {
 /// element does; `fixed_ips`-style lists of objects take `key=value`.
 fn value_matches(have: Option<&Value>, want: &Value) -> bool {
     match have {
-        None | Some(Value::Null) => {
-            matches!(want, Value::String(s) if s.is_empty()) || want.is_null()
-        }
+        None | Some(Value::Null) => matches!(want, Value::String(s) if s.is_empty()) || want.is_null(),
         Some(Value::Array(items)) => {
             if let Value::String(s) = want {
                 if let Some((k, v)) = s.split_once('=') {
@@ -308,13 +244,7 @@ fn value_matches(have: Option<&Value>, want: &Value) -> bool {
                         None => (k, false),
                     };
                     return items.iter().any(|it| {
-                        it.get(k).and_then(Value::as_str).is_some_and(|x| {
-                            if substr {
-                                x.contains(v)
-                            } else {
-                                x == v
-                            }
-                        })
+                        it.get(k).and_then(Value::as_str).is_some_and(|x| if substr { x.contains(v) } else { x == v })
                     });
                 }
             }
@@ -349,10 +279,9 @@ fn rank(v: Option<&Value>) -> u8 {
 fn cmp_values(a: Option<&Value>, b: Option<&Value>) -> Ordering {
     match (a, b) {
         (Some(Value::Bool(x)), Some(Value::Bool(y))) => x.cmp(y),
-        (Some(Value::Number(x)), Some(Value::Number(y))) => x
-            .as_f64()
-            .partial_cmp(&y.as_f64())
-            .unwrap_or(Ordering::Equal),
+        (Some(Value::Number(x)), Some(Value::Number(y))) => {
+            x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(Ordering::Equal)
+        }
         (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
         _ => rank(a).cmp(&rank(b)),
     }
@@ -380,18 +309,8 @@ mod tests {
     #[test]
     fn unknown_filters_and_sort_keys_are_refused() {
         assert_eq!(parse(&NETWORK, "foo=1").unwrap_err().status, 400);
-        assert_eq!(
-            parse(&NETWORK, "sort_key=subnets&sort_dir=asc")
-                .unwrap_err()
-                .status,
-            400
-        );
-        assert_eq!(
-            parse(&NETWORK, "sort_key=name&sort_key=id&sort_dir=asc")
-                .unwrap_err()
-                .status,
-            400
-        );
+        assert_eq!(parse(&NETWORK, "sort_key=subnets&sort_dir=asc").unwrap_err().status, 400);
+        assert_eq!(parse(&NETWORK, "sort_key=name&sort_key=id&sort_dir=asc").unwrap_err().status, 400);
         assert_eq!(parse(&NETWORK, "limit=-1").unwrap_err().status, 400);
     }
 
@@ -416,9 +335,7 @@ mod tests {
 
     #[test]
     fn pagination_links_and_markers() {
-        let docs: Vec<Map> = (0..5)
-            .map(|i| doc(json!({"id": format!("id{i}"), "name": format!("n{i}")})))
-            .collect();
+        let docs: Vec<Map> = (0..5).map(|i| doc(json!({"id": format!("id{i}"), "name": format!("n{i}")}))).collect();
         let q = parse(&NETWORK, "limit=2").unwrap();
         let (page, links) = q.apply(docs.clone(), "http://x/v2.0/networks", "networks");
         assert_eq!(page.len(), 2);
@@ -431,11 +348,6 @@ mod tests {
         assert!(q.apply(docs.clone(), "u", "networks").0.is_empty());
         let q = parse(&NETWORK, "limit=2&marker=id3&page_reverse=True").unwrap();
         let (page, _) = q.apply(docs, "u", "networks");
-        assert_eq!(
-            page.iter()
-                .map(|d| d["id"].as_str().unwrap())
-                .collect::<Vec<_>>(),
-            vec!["id1", "id2"]
-        );
+        assert_eq!(page.iter().map(|d| d["id"].as_str().unwrap()).collect::<Vec<_>>(), vec!["id1", "id2"]);
     }
 }

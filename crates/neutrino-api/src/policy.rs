@@ -42,12 +42,7 @@ fn admin_only(member: &str) -> &'static [&'static str] {
             "segments",
             "is_default",
         ],
-        "port" => &[
-            "binding:host_id",
-            "binding:profile",
-            "data_plane_status",
-            "trusted",
-        ],
+        "port" => &["binding:host_id", "binding:profile", "data_plane_status", "trusted"],
         "subnet" => &["service_types", "segment_id"],
         "subnetpool" => &["is_default", "shared"],
         "address_scope" => &["shared"],
@@ -60,11 +55,7 @@ fn admin_only(member: &str) -> &'static [&'static str] {
 /// Attributes only an admin or the owner of the port's network may set.
 fn network_owner_only(member: &str) -> &'static [&'static str] {
     match member {
-        "port" => &[
-            "mac_address",
-            "port_security_enabled",
-            "allowed_address_pairs",
-        ],
+        "port" => &["mac_address", "port_security_enabled", "allowed_address_pairs"],
         _ => &[],
     }
 }
@@ -86,19 +77,10 @@ fn admin_resource(member: &str) -> bool {
 /// Attributes hidden from non-admins.
 pub fn hidden_from_non_admin(member: &str) -> &'static [&'static str] {
     match member {
-        "network" => &[
-            "provider:network_type",
-            "provider:physical_network",
-            "provider:segmentation_id",
-            "segments",
-        ],
-        "port" => &[
-            "binding:host_id",
-            "binding:profile",
-            "binding:vif_type",
-            "binding:vif_details",
-            "resource_request",
-        ],
+        "network" => &["provider:network_type", "provider:physical_network", "provider:segmentation_id", "segments"],
+        "port" => {
+            &["binding:host_id", "binding:profile", "binding:vif_type", "binding:vif_details", "resource_request"]
+        }
         _ => &[],
     }
 }
@@ -119,8 +101,7 @@ pub struct Related<'a> {
 
 impl Related<'_> {
     fn network_owned_by(&self, ctx: &Context) -> bool {
-        self.network
-            .is_some_and(|n| ctx.owns(n.get("project_id").and_then(Value::as_str)))
+        self.network.is_some_and(|n| ctx.owns(n.get("project_id").and_then(Value::as_str)))
     }
 }
 
@@ -147,16 +128,14 @@ pub fn authorize(
     match (member, op) {
         // A subnet is created by the owner of its network.
         ("subnet", Op::Create) if !net_owner => return deny(None),
-        ("subnet", _) | ("port", Op::Update) | ("port", Op::Delete) if !(owner || net_owner) => {
-            return deny(None)
-        }
+        ("subnet", _) | ("port", Op::Update) | ("port", Op::Delete) if !(owner || net_owner) => return deny(None),
         ("subnet", _) | ("port", _) => {}
         _ if !owner => return deny(None),
         _ => {}
     }
     for a in admin_only(member) {
         if let Some(v) = attrs.get(*a) {
-            // Restating a default on create is harmless (e.g. OSC sends shared=false).
+            // Restating a default on create is harmless (e.g. shared=false).
             let harmless = op == Op::Create && matches!(v, Value::Bool(false) | Value::Null);
             let unchanged = op == Op::Update && target.get(*a) == Some(v);
             if !harmless && !unchanged {
@@ -168,10 +147,8 @@ pub fn authorize(
         for a in network_owner_only(member) {
             if let Some(v) = attrs.get(*a) {
                 let unchanged = op == Op::Update && target.get(*a) == Some(v);
-                let harmless =
-                    *a == "port_security_enabled" && op == Op::Create && v == &Value::Bool(true);
-                let empty =
-                    *a == "allowed_address_pairs" && v.as_array().is_some_and(|l| l.is_empty());
+                let harmless = *a == "port_security_enabled" && op == Op::Create && v == &Value::Bool(true);
+                let empty = *a == "allowed_address_pairs" && v.as_array().is_some_and(|l| l.is_empty());
                 if !unchanged && !harmless && !empty {
                     return deny(Some(a));
                 }

@@ -20,14 +20,12 @@ fn unrecognized(keys: &[&String]) -> Fault {
 
 /// Validates tags given in a body.
 pub fn tags_of(v: &Value) -> Result<Vec<String>, Fault> {
-    let list = v.as_array().ok_or_else(|| {
-        Fault::bad_request("Invalid input for tags. Reason: tags must be a list.")
-    })?;
+    let list =
+        v.as_array().ok_or_else(|| Fault::bad_request("Invalid input for tags. Reason: tags must be a list."))?;
     let mut out = vec![];
     for t in list {
-        let s = t.as_str().ok_or_else(|| {
-            Fault::bad_request("Invalid input for tags. Reason: a tag must be a string.")
-        })?;
+        let s =
+            t.as_str().ok_or_else(|| Fault::bad_request("Invalid input for tags. Reason: a tag must be a string."))?;
         neutrino_lib::checks::tag(s)
             .map_err(|r| Fault::bad_request(format!("Invalid input for tags. Reason: {r}.")))?;
         if !out.iter().any(|x: &String| x == s) {
@@ -40,13 +38,10 @@ pub fn tags_of(v: &Value) -> Result<Vec<String>, Fault> {
 /// The items of a create body: `{"<member>": {...}}` or `{"<collection>": [...]}`.
 /// Returns the items and whether the request was a bulk one.
 pub fn create_items(def: &ResourceDef, body: &Value) -> Result<(Vec<Value>, bool), Fault> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| Fault::bad_request("Request body must be a JSON object"))?;
+    let obj = body.as_object().ok_or_else(|| Fault::bad_request("Request body must be a JSON object"))?;
     if let Some(list) = obj.get(def.collection) {
-        let items = list
-            .as_array()
-            .ok_or_else(|| Fault::bad_request(format!("'{}' must be a list", def.collection)))?;
+        let items =
+            list.as_array().ok_or_else(|| Fault::bad_request(format!("'{}' must be a list", def.collection)))?;
         if items.is_empty() {
             return Err(Fault::bad_request("Resources required"));
         }
@@ -54,26 +49,18 @@ pub fn create_items(def: &ResourceDef, body: &Value) -> Result<(Vec<Value>, bool
     }
     match obj.get(def.member) {
         Some(item) => Ok((vec![item.clone()], false)),
-        None => Err(Fault::bad_request(format!(
-            "Unable to find '{}' in request body",
-            def.member
-        ))),
+        None => Err(Fault::bad_request(format!("Unable to find '{}' in request body", def.member))),
     }
 }
 
 /// Validates one create item: unknown and read-only attributes, required
 /// ones, defaults, conversions; fills `project_id`/`tenant_id`.
 pub fn prepare_create(def: &ResourceDef, ctx: &Context, item: &Value) -> Result<Map, Fault> {
-    let body = item.as_object().ok_or_else(|| {
-        Fault::bad_request(format!(
-            "Invalid data for {}: a JSON object is required",
-            def.member
-        ))
-    })?;
-    let unknown: Vec<&String> = body
-        .keys()
-        .filter(|k| def.attr(k).is_none() && !(def.tags && k.as_str() == "tags"))
-        .collect();
+    let body = item
+        .as_object()
+        .ok_or_else(|| Fault::bad_request(format!("Invalid data for {}: a JSON object is required", def.member)))?;
+    let unknown: Vec<&String> =
+        body.keys().filter(|k| def.attr(k).is_none() && !(def.tags && k.as_str() == "tags")).collect();
     if !unknown.is_empty() {
         return Err(unrecognized(&unknown));
     }
@@ -82,10 +69,7 @@ pub fn prepare_create(def: &ResourceDef, ctx: &Context, item: &Value) -> Result<
         match (body.get(a.name), a.post) {
             (Some(_), Post::Never) if a.name == "tags" => {}
             (Some(_), Post::Never) => {
-                return Err(Fault::bad_request(format!(
-                    "Attribute '{}' not allowed in POST",
-                    a.name
-                )));
+                return Err(Fault::bad_request(format!("Attribute '{}' not allowed in POST", a.name)));
             }
             (Some(v), _) => {
                 out.insert(a.name.to_string(), a.check.apply_for(a.name, v)?);
@@ -110,25 +94,17 @@ pub fn prepare_create(def: &ResourceDef, ctx: &Context, item: &Value) -> Result<
         }
     }
     if def.project {
-        let p = out
-            .remove("project_id")
-            .and_then(|v| v.as_str().map(String::from));
-        let t = out
-            .remove("tenant_id")
-            .and_then(|v| v.as_str().map(String::from));
+        let p = out.remove("project_id").and_then(|v| v.as_str().map(String::from));
+        let t = out.remove("tenant_id").and_then(|v| v.as_str().map(String::from));
         let project = match (p, t) {
             (Some(p), Some(t)) if p != t => {
-                return Err(Fault::bad_request(
-                    "'project_id' and 'tenant_id' do not match",
-                ));
+                return Err(Fault::bad_request("'project_id' and 'tenant_id' do not match"));
             }
             (Some(p), _) | (None, Some(p)) => p,
             (None, None) => ctx.project_id.clone().unwrap_or_default(),
         };
         if project.is_empty() {
-            return Err(Fault::bad_request(
-                "Running without keystone AuthN requires that project_id is specified",
-            ));
+            return Err(Fault::bad_request("Running without keystone AuthN requires that project_id is specified"));
         }
         out.insert("project_id".into(), Value::String(project.clone()));
         out.insert("tenant_id".into(), Value::String(project));
@@ -138,18 +114,13 @@ pub fn prepare_create(def: &ResourceDef, ctx: &Context, item: &Value) -> Result<
 
 /// Validates an update body `{"<member>": {...}}`.
 pub fn prepare_update(def: &ResourceDef, body: &Value) -> Result<Map, Fault> {
-    let obj = body
+    let obj = body.as_object().ok_or_else(|| Fault::bad_request("Request body must be a JSON object"))?;
+    let item = obj
+        .get(def.member)
+        .ok_or_else(|| Fault::bad_request(format!("Unable to find '{}' in request body", def.member)))?;
+    let item = item
         .as_object()
-        .ok_or_else(|| Fault::bad_request("Request body must be a JSON object"))?;
-    let item = obj.get(def.member).ok_or_else(|| {
-        Fault::bad_request(format!("Unable to find '{}' in request body", def.member))
-    })?;
-    let item = item.as_object().ok_or_else(|| {
-        Fault::bad_request(format!(
-            "Invalid data for {}: a JSON object is required",
-            def.member
-        ))
-    })?;
+        .ok_or_else(|| Fault::bad_request(format!("Invalid data for {}: a JSON object is required", def.member)))?;
     let unknown: Vec<&String> = item.keys().filter(|k| def.attr(k).is_none()).collect();
     if !unknown.is_empty() {
         return Err(unrecognized(&unknown));
@@ -158,9 +129,7 @@ pub fn prepare_update(def: &ResourceDef, body: &Value) -> Result<Map, Fault> {
     for (k, v) in item {
         let a = def.attr(k).ok_or_else(|| unrecognized(&[k]))?;
         if !a.put {
-            return Err(Fault::bad_request(format!(
-                "Cannot update read-only attribute {k}"
-            )));
+            return Err(Fault::bad_request(format!("Cannot update read-only attribute {k}")));
         }
         out.insert(k.clone(), a.check.apply_for(k, v)?);
     }

@@ -10,10 +10,7 @@ use serde_json::Value;
 pub fn json(status: u16, body: &Value) -> Response {
     let mut r = Response::new(Body::from(body.to_string()));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
@@ -31,10 +28,7 @@ pub fn fault(f: &Fault) -> Response {
 
 /// keystonemiddleware's 401.
 pub fn unauthorized(message: &str, www_authenticate: Option<&str>) -> Response {
-    let mut r = json(
-        401,
-        &serde_json::json!({"error": {"code": 401, "title": "Unauthorized", "message": message}}),
-    );
+    let mut r = json(401, &serde_json::json!({"error": {"code": 401, "title": "Unauthorized", "message": message}}));
     if let Some(uri) = www_authenticate {
         if let Ok(v) = HeaderValue::from_str(&format!("Keystone uri=\"{uri}\"")) {
             r.headers_mut().insert(header::WWW_AUTHENTICATE, v);

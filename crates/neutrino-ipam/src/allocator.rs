@@ -56,11 +56,7 @@ pub async fn drop(tx: &mut Tx, subnet_id: &str) -> Result<(), IpamError> {
 
 /// Allocates the lowest free address of the subnet to `port`; `None` when
 /// the subnet is full.
-pub async fn allocate_any(
-    tx: &mut Tx,
-    subnet: &SubnetRef,
-    port: &str,
-) -> Result<Option<IpAddr>, IpamError> {
+pub async fn allocate_any(tx: &mut Tx, subnet: &SubnetRef, port: &str) -> Result<Option<IpAddr>, IpamError> {
     let v = version(&subnet.cidr);
     // A taken value can only collide with an address recorded outside the
     // pools before the pools grew; skip such values (bounded by the number
@@ -70,10 +66,7 @@ pub async fn allocate_any(
             return Ok(None);
         };
         let ip = from_u128(n, v);
-        if tx
-            .alloc_insert(&subnet.network_id, &ip.to_string(), &subnet.id, port)
-            .await?
-        {
+        if tx.alloc_insert(&subnet.network_id, &ip.to_string(), &subnet.id, port).await? {
             return Ok(Some(ip));
         }
         tracing::warn!(subnet = %subnet.id, %ip, "free pool held an allocated address; skipped");
@@ -81,46 +74,20 @@ pub async fn allocate_any(
 }
 
 /// Allocates a requested address to `port`.
-pub async fn allocate_specific(
-    tx: &mut Tx,
-    subnet: &SubnetRef,
-    ip: IpAddr,
-    port: &str,
-) -> Result<(), IpamError> {
+pub async fn allocate_specific(tx: &mut Tx, subnet: &SubnetRef, ip: IpAddr, port: &str) -> Result<(), IpamError> {
     check_valid(subnet, ip)?;
-    let taken_from_pool = if subnet.in_pools(ip) {
-        tx.pool_take(&pool_id(&subnet.id), to_u128(ip)).await?
-    } else {
-        true
-    };
-    if !taken_from_pool
-        || !tx
-            .alloc_insert(&subnet.network_id, &ip.to_string(), &subnet.id, port)
-            .await?
-    {
-        return Err(IpamError::AlreadyAllocated {
-            ip: ip.to_string(),
-            subnet: subnet.id.clone(),
-        });
+    let taken_from_pool =
+        if subnet.in_pools(ip) { tx.pool_take(&pool_id(&subnet.id), to_u128(ip)).await? } else { true };
+    if !taken_from_pool || !tx.alloc_insert(&subnet.network_id, &ip.to_string(), &subnet.id, port).await? {
+        return Err(IpamError::AlreadyAllocated { ip: ip.to_string(), subnet: subnet.id.clone() });
     }
     Ok(())
 }
 
 /// Records an address computed elsewhere (SLAAC) so it stays unique.
-pub async fn record(
-    tx: &mut Tx,
-    subnet: &SubnetRef,
-    ip: IpAddr,
-    port: &str,
-) -> Result<(), IpamError> {
-    if !tx
-        .alloc_insert(&subnet.network_id, &ip.to_string(), &subnet.id, port)
-        .await?
-    {
-        return Err(IpamError::AlreadyAllocated {
-            ip: ip.to_string(),
-            subnet: subnet.id.clone(),
-        });
+pub async fn record(tx: &mut Tx, subnet: &SubnetRef, ip: IpAddr, port: &str) -> Result<(), IpamError> {
+    if !tx.alloc_insert(&subnet.network_id, &ip.to_string(), &subnet.id, port).await? {
+        return Err(IpamError::AlreadyAllocated { ip: ip.to_string(), subnet: subnet.id.clone() });
     }
     Ok(())
 }

@@ -71,12 +71,8 @@ impl From<IpamError> for Fault {
             IpamError::InvalidIpForSubnet { .. } => Fault::new(400, "InvalidIpForSubnet", msg),
             IpamError::PoolOutOfSubnet { .. } => Fault::new(400, "OutOfBoundsAllocationPool", msg),
             IpamError::InvalidPool { .. } => Fault::new(400, "InvalidAllocationPool", msg),
-            IpamError::OverlappingPools { .. } => {
-                Fault::new(400, "OverlappingAllocationPools", msg)
-            }
-            IpamError::GatewayInPool { .. } => {
-                Fault::conflict("GatewayConflictWithAllocationPools", msg)
-            }
+            IpamError::OverlappingPools { .. } => Fault::new(400, "OverlappingAllocationPools", msg),
+            IpamError::GatewayInPool { .. } => Fault::conflict("GatewayConflictWithAllocationPools", msg),
             IpamError::Store(e) => e.into(),
         }
     }

@@ -70,11 +70,7 @@ pub fn validate(
     ranges.sort();
     for w in ranges.windows(2) {
         if w[1].0 <= w[0].1 {
-            return Err(IpamError::OverlappingPools {
-                a: show(w[0], v),
-                b: show(w[1], v),
-                cidr,
-            });
+            return Err(IpamError::OverlappingPools { a: show(w[0], v), b: show(w[1], v), cidr });
         }
     }
     if let Some(gw) = gateway {
@@ -87,10 +83,7 @@ pub fn validate(
 pub fn check_gateway(ranges: &[(u128, u128)], gw: IpAddr, v: u8) -> Result<(), IpamError> {
     let g = to_u128(gw);
     if let Some(r) = ranges.iter().find(|(a, b)| *a <= g && g <= *b) {
-        return Err(IpamError::GatewayInPool {
-            gateway: gw.to_string(),
-            pool: show(*r, v),
-        });
+        return Err(IpamError::GatewayInPool { gateway: gw.to_string(), pool: show(*r, v) });
     }
     Ok(())
 }
@@ -107,10 +100,7 @@ pub fn to_json(ranges: &[(u128, u128)], v: u8) -> serde_json::Value {
 
 /// Total number of addresses in the ranges.
 pub fn total(ranges: &[(u128, u128)]) -> u128 {
-    ranges
-        .iter()
-        .map(|(a, b)| (b - a).saturating_add(1))
-        .fold(0u128, |s, n| s.saturating_add(n))
+    ranges.iter().map(|(a, b)| (b - a).saturating_add(1)).fold(0u128, |s, n| s.saturating_add(n))
 }
 
 #[cfg(test)]
@@ -133,33 +123,17 @@ mod tests {
     #[test]
     fn validation() {
         let n: IpNet = "10.0.0.0/24".parse().unwrap();
-        assert!(validate(
-            &n,
-            &[(ip("10.0.0.10"), ip("10.0.0.20"))],
-            Some(ip("10.0.0.1"))
-        )
-        .is_ok());
+        assert!(validate(&n, &[(ip("10.0.0.10"), ip("10.0.0.20"))], Some(ip("10.0.0.1"))).is_ok());
         assert!(matches!(
             validate(&n, &[(ip("10.0.0.10"), ip("10.0.1.20"))], None),
             Err(IpamError::PoolOutOfSubnet { .. })
         ));
         assert!(matches!(
-            validate(
-                &n,
-                &[
-                    (ip("10.0.0.10"), ip("10.0.0.20")),
-                    (ip("10.0.0.15"), ip("10.0.0.30"))
-                ],
-                None
-            ),
+            validate(&n, &[(ip("10.0.0.10"), ip("10.0.0.20")), (ip("10.0.0.15"), ip("10.0.0.30"))], None),
             Err(IpamError::OverlappingPools { .. })
         ));
         assert!(matches!(
-            validate(
-                &n,
-                &[(ip("10.0.0.1"), ip("10.0.0.20"))],
-                Some(ip("10.0.0.1"))
-            ),
+            validate(&n, &[(ip("10.0.0.1"), ip("10.0.0.20"))], Some(ip("10.0.0.1"))),
             Err(IpamError::GatewayInPool { .. })
         ));
         assert!(matches!(

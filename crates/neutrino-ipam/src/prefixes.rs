@@ -35,17 +35,9 @@ pub fn allocate(pool: &[IpNet], used: &[IpNet], prefixlen: u8) -> Option<IpNet> 
     if prefixlen as u32 > bits {
         return None;
     }
-    let size: u128 = if bits - prefixlen as u32 >= 128 {
-        u128::MAX
-    } else {
-        1u128 << (bits - prefixlen as u32)
-    };
+    let size: u128 = if bits - prefixlen as u32 >= 128 { u128::MAX } else { 1u128 << (bits - prefixlen as u32) };
     for (a, b) in free_ranges(pool, used) {
-        let start = if size == u128::MAX {
-            0
-        } else {
-            a.div_ceil(size) * size
-        };
+        let start = if size == u128::MAX { 0 } else { a.div_ceil(size) * size };
         if start >= a && start.checked_add(size - 1).is_some_and(|end| end <= b) {
             return IpNet::new(from_u128(start, v), prefixlen).ok();
         }
@@ -56,9 +48,7 @@ pub fn allocate(pool: &[IpNet], used: &[IpNet], prefixlen: u8) -> Option<IpNet> 
 /// Is `want` entirely inside the pool's free space?
 pub fn is_free(pool: &[IpNet], used: &[IpNet], want: &IpNet) -> bool {
     let (wa, wb) = bounds(want);
-    free_ranges(pool, used)
-        .iter()
-        .any(|(a, b)| *a <= wa && wb <= *b)
+    free_ranges(pool, used).iter().any(|(a, b)| *a <= wa && wb <= *b)
 }
 
 /// Is `want` inside one of the pool's prefixes?
@@ -79,18 +69,9 @@ mod tests {
     fn allocates_aligned_prefixes_around_used_ones() {
         let pool = vec![n("10.10.0.0/16")];
         assert_eq!(allocate(&pool, &[], 24), Some(n("10.10.0.0/24")));
-        assert_eq!(
-            allocate(&pool, &[n("10.10.0.0/24")], 24),
-            Some(n("10.10.1.0/24"))
-        );
-        assert_eq!(
-            allocate(&pool, &[n("10.10.0.0/25")], 24),
-            Some(n("10.10.1.0/24"))
-        );
-        assert_eq!(
-            allocate(&pool, &[n("10.10.0.0/25")], 25),
-            Some(n("10.10.0.128/25"))
-        );
+        assert_eq!(allocate(&pool, &[n("10.10.0.0/24")], 24), Some(n("10.10.1.0/24")));
+        assert_eq!(allocate(&pool, &[n("10.10.0.0/25")], 24), Some(n("10.10.1.0/24")));
+        assert_eq!(allocate(&pool, &[n("10.10.0.0/25")], 25), Some(n("10.10.0.128/25")));
         assert_eq!(allocate(&pool, &[n("10.10.0.0/16")], 24), None);
         assert!(is_free(&pool, &[n("10.10.0.0/24")], &n("10.10.3.0/24")));
         assert!(!is_free(&pool, &[n("10.10.0.0/22")], &n("10.10.3.0/24")));

@@ -7,16 +7,7 @@ use ipnet::Ipv6Net;
 /// The modified EUI-64 address for `mac` in `prefix` (RFC 4291, appendix A).
 pub fn eui64(prefix: &Ipv6Net, mac: [u8; 6]) -> Ipv6Addr {
     let net = u128::from(prefix.network());
-    let iid = u64::from_be_bytes([
-        mac[0] ^ 0x02,
-        mac[1],
-        mac[2],
-        0xff,
-        0xfe,
-        mac[3],
-        mac[4],
-        mac[5],
-    ]);
+    let iid = u64::from_be_bytes([mac[0] ^ 0x02, mac[1], mac[2], 0xff, 0xfe, mac[3], mac[4], mac[5]]);
     Ipv6Addr::from((net & !(u64::MAX as u128)) | iid as u128)
 }
 

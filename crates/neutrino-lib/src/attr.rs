@@ -171,9 +171,9 @@ impl Check {
     pub fn apply_for(&self, attr: &str, v: &Value) -> Result<Value, Fault> {
         match self {
             Check::Conv(f) => f(v),
-            other => other.apply(v).map_err(|reason| {
-                Fault::bad_request(format!("Invalid input for {attr}. Reason: {reason}."))
-            }),
+            other => other
+                .apply(v)
+                .map_err(|reason| Fault::bad_request(format!("Invalid input for {attr}. Reason: {reason}."))),
         }
     }
 }

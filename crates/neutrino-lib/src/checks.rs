@@ -44,10 +44,7 @@ pub fn to_int(v: &Value) -> Result<i64, String> {
             .as_i64()
             .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
             .ok_or_else(|| format!("'{n}' is not an integer")),
-        Value::String(s) => s
-            .trim()
-            .parse::<i64>()
-            .map_err(|_| format!("'{s}' is not an integer")),
+        Value::String(s) => s.trim().parse::<i64>().map_err(|_| format!("'{s}' is not an integer")),
         other => Err(format!("'{}' is not an integer", show(other))),
     }
 }
@@ -59,9 +56,7 @@ pub fn to_int_in(v: &Value, min: i64, max: i64) -> Result<i64, String> {
         return Err(format!("'{i}' is too small - must be at least '{min}'"));
     }
     if i > max {
-        return Err(format!(
-            "'{i}' is too large - must be no larger than '{max}'"
-        ));
+        return Err(format!("'{i}' is too large - must be no larger than '{max}'"));
     }
     Ok(i)
 }
@@ -95,9 +90,9 @@ pub fn parse_ip(s: &str) -> Option<IpAddr> {
 /// An IP address, in canonical form.
 pub fn ip(v: &Value) -> Result<String, String> {
     match v {
-        Value::String(s) => parse_ip(s)
-            .map(|ip| ip.to_string())
-            .ok_or_else(|| format!("'{s}' is not a valid IP address")),
+        Value::String(s) => {
+            parse_ip(s).map(|ip| ip.to_string()).ok_or_else(|| format!("'{s}' is not a valid IP address"))
+        }
         other => Err(format!("'{}' is not a valid IP address", show(other))),
     }
 }
@@ -111,14 +106,10 @@ pub fn subnet_cidr(v: &Value) -> Result<String, String> {
     if !s.contains('/') {
         return Err(format!("'{s}' is not a valid IP subnet"));
     }
-    let net: IpNet = s
-        .parse()
-        .map_err(|_| format!("'{s}' is not a valid IP subnet"))?;
+    let net: IpNet = s.parse().map_err(|_| format!("'{s}' is not a valid IP subnet"))?;
     let canonical = net.trunc();
     if canonical != net {
-        return Err(format!(
-            "'{s}' isn't a recognized IP subnet cidr, '{canonical}' is recommended"
-        ));
+        return Err(format!("'{s}' isn't a recognized IP subnet cidr, '{canonical}' is recommended"));
     }
     Ok(canonical.to_string())
 }
@@ -127,12 +118,7 @@ pub fn subnet_cidr(v: &Value) -> Result<String, String> {
 pub fn ip_or_cidr(v: &Value) -> Result<String, String> {
     let s = match v {
         Value::String(s) => s,
-        other => {
-            return Err(format!(
-                "'{}' is neither a valid IP address nor a valid IP subnet",
-                show(other)
-            ))
-        }
+        other => return Err(format!("'{}' is neither a valid IP address nor a valid IP subnet", show(other))),
     };
     if let Some(ip) = parse_ip(s) {
         return Ok(ip.to_string());
@@ -148,9 +134,7 @@ pub fn mac(v: &Value) -> Result<String, String> {
         Value::String(s) => s,
         other => return Err(format!("'{}' is not a valid MAC address", show(other))),
     };
-    parse_mac(s)
-        .map(format_mac)
-        .ok_or_else(|| format!("'{s}' is not a valid MAC address"))
+    parse_mac(s).map(format_mac).ok_or_else(|| format!("'{s}' is not a valid MAC address"))
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff` or `aa-bb-cc-dd-ee-ff` into 6 bytes.
@@ -171,37 +155,25 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
 
 /// Formats 6 bytes as `aa:bb:cc:dd:ee:ff`.
 pub fn format_mac(b: [u8; 6]) -> String {
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        b[0], b[1], b[2], b[3], b[4], b[5]
-    )
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
 }
 
 fn list<'a>(v: &'a Value, what: &str) -> Result<&'a Vec<Value>, String> {
-    v.as_array()
-        .ok_or_else(|| format!("'{}' is not a list{what}", show(v)))
+    v.as_array().ok_or_else(|| format!("'{}' is not a list{what}", show(v)))
 }
 
 fn dict<'a>(v: &'a Value) -> Result<&'a Map<String, Value>, String> {
-    v.as_object()
-        .ok_or_else(|| format!("'{}' is not a dictionary", show(v)))
+    v.as_object().ok_or_else(|| format!("'{}' is not a dictionary", show(v)))
 }
 
 fn only_keys(d: &Map<String, Value>, allowed: &[&str]) -> Result<(), String> {
-    let unknown: Vec<&String> = d
-        .keys()
-        .filter(|k| !allowed.contains(&k.as_str()))
-        .collect();
+    let unknown: Vec<&String> = d.keys().filter(|k| !allowed.contains(&k.as_str())).collect();
     if unknown.is_empty() {
         Ok(())
     } else {
         Err(format!(
             "Unrecognized attribute(s) '{}'",
-            unknown
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
         ))
     }
 }
@@ -227,10 +199,7 @@ pub fn str_list(v: &Value, max: usize) -> Result<Value, String> {
     if v.is_null() {
         return Ok(Value::Array(vec![]));
     }
-    let out = list(v, "")?
-        .iter()
-        .map(|i| string(i, max).map(Value::String))
-        .collect::<Result<Vec<_>, _>>()?;
+    let out = list(v, "")?.iter().map(|i| string(i, max).map(Value::String)).collect::<Result<Vec<_>, _>>()?;
     Ok(Value::Array(out))
 }
 
@@ -359,12 +328,7 @@ pub fn extra_dhcp_opts(v: &Value) -> Result<Value, String> {
         only_keys(d, &["opt_name", "opt_value", "ip_version"])?;
         let name = match d.get("opt_name") {
             Some(n) => string(n, 255)?,
-            None => {
-                return Err(format!(
-                    "Invalid data format for extra-dhcp-opt: {}",
-                    show(o)
-                ))
-            }
+            None => return Err(format!("Invalid data format for extra-dhcp-opt: {}", show(o))),
         };
         if name.is_empty() {
             return Err("'' Blank strings are not permitted".into());
@@ -391,14 +355,7 @@ pub fn extra_dhcp_opts(v: &Value) -> Result<Value, String> {
 /// `availability_zone_hints`: a list of zone names.
 pub fn az_hints(v: &Value) -> Result<Value, String> {
     let out = str_list(v, 255)?;
-    let n = out
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|s| s.as_str().unwrap_or("").len() + 1)
-                .sum::<usize>()
-        })
-        .unwrap_or(0);
+    let n = out.as_array().map(|a| a.iter().map(|s| s.as_str().unwrap_or("").len() + 1).sum::<usize>()).unwrap_or(0);
     if n > 255 {
         return Err("Too many availability_zone_hints specified".into());
     }
@@ -420,9 +377,7 @@ pub fn dns_name(v: &Value) -> Result<Value, String> {
             || label.ends_with('-')
             || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         {
-            return Err(format!(
-                "'{s}' not a valid PQDN or FQDN. Reason: label '{label}' is invalid"
-            ));
+            return Err(format!("'{s}' not a valid PQDN or FQDN. Reason: label '{label}' is invalid"));
         }
     }
     Ok(Value::String(s.to_ascii_lowercase()))
@@ -464,27 +419,19 @@ mod tests {
     fn cidr_with_host_bits_is_refused_with_a_recommendation() {
         let e = subnet_cidr(&json!("10.0.0.1/24")).unwrap_err();
         assert!(e.contains("10.0.0.0/24"), "{e}");
-        assert_eq!(
-            subnet_cidr(&json!("2001:db8::/64")).unwrap(),
-            "2001:db8::/64"
-        );
+        assert_eq!(subnet_cidr(&json!("2001:db8::/64")).unwrap(), "2001:db8::/64");
         assert!(subnet_cidr(&json!("10.0.0.0")).is_err());
     }
 
     #[test]
     fn mac_is_sanitized() {
-        assert_eq!(
-            mac(&json!("FA-16-3E-00-00-01")).unwrap(),
-            "fa:16:3e:00:00:01"
-        );
+        assert_eq!(mac(&json!("FA-16-3E-00-00-01")).unwrap(), "fa:16:3e:00:00:01");
         assert!(mac(&json!("fa:16:3e:00:00")).is_err());
     }
 
     #[test]
     fn fixed_ips_reject_duplicates_and_unknown_keys() {
-        assert!(
-            fixed_ips(&json!([{"ip_address": "10.0.0.2"}, {"ip_address": "10.0.0.2"}])).is_err()
-        );
+        assert!(fixed_ips(&json!([{"ip_address": "10.0.0.2"}, {"ip_address": "10.0.0.2"}])).is_err());
         assert!(fixed_ips(&json!([{"foo": 1}])).is_err());
         assert_eq!(
             fixed_ips(&json!([{"ip_address": "2001:db8:0::1"}])).unwrap(),

@@ -22,17 +22,8 @@ pub struct Fault {
 
 impl Fault {
     /// A fault with the given status, type and message.
-    pub fn new(
-        status: u16,
-        kind: impl Into<Cow<'static, str>>,
-        message: impl Into<String>,
-    ) -> Self {
-        Fault {
-            status,
-            kind: kind.into(),
-            message: message.into(),
-            detail: String::new(),
-        }
+    pub fn new(status: u16, kind: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Fault { status, kind: kind.into(), message: message.into(), detail: String::new() }
     }
 
     /// 400 `HTTPBadRequest` (attribute validation, malformed bodies).
@@ -42,11 +33,7 @@ impl Fault {
 
     /// 400 `InvalidInput`: "Invalid input for operation: ...".
     pub fn invalid_input(reason: impl std::fmt::Display) -> Self {
-        Self::new(
-            400,
-            "InvalidInput",
-            format!("Invalid input for operation: {reason}."),
-        )
+        Self::new(400, "InvalidInput", format!("Invalid input for operation: {reason}."))
     }
 
     /// 400 `BadRequest` for a resource: "Bad <resource> request: ...".
@@ -76,11 +63,7 @@ impl Fault {
 
     /// 403 `PolicyNotAuthorized` naming the rule that refused.
     pub fn policy(rule: &str) -> Self {
-        Self::new(
-            403,
-            "PolicyNotAuthorized",
-            format!("({rule}) is disallowed by policy"),
-        )
+        Self::new(403, "PolicyNotAuthorized", format!("({rule}) is disallowed by policy"))
     }
 
     /// 412: `If-Match` revision mismatch.
@@ -94,20 +77,12 @@ impl Fault {
 
     /// 409 `OverQuota`.
     pub fn over_quota(resource: &str) -> Self {
-        Self::new(
-            409,
-            "OverQuota",
-            format!("Quota exceeded for resources: ['{resource}']."),
-        )
+        Self::new(409, "OverQuota", format!("Quota exceeded for resources: ['{resource}']."))
     }
 
     /// 500: something went wrong inside; the message is generic, the cause is logged.
     pub fn internal() -> Self {
-        Self::new(
-            500,
-            "InternalServerError",
-            "Request Failed: internal server error while processing your request.",
-        )
+        Self::new(500, "InternalServerError", "Request Failed: internal server error while processing your request.")
     }
 
     /// 503 with a type.

@@ -59,10 +59,7 @@ impl Ini {
                 Some(i) => (trimmed[..i].trim(), trimmed[i + 1..].trim()),
                 None => (trimmed, ""),
             };
-            self.sections
-                .entry(section.clone())
-                .or_default()
-                .insert(k.to_string(), v.to_string());
+            self.sections.entry(section.clone()).or_default().insert(k.to_string(), v.to_string());
             last_key = Some(k.to_string());
         }
     }
@@ -86,10 +83,7 @@ impl Ini {
     /// The raw value of an option (`DEFAULT` values apply to every section,
     /// as in oslo.config).
     pub fn get(&self, section: &str, key: &str) -> Option<&str> {
-        self.read
-            .lock()
-            .unwrap()
-            .insert((section.to_string(), key.to_string()));
+        self.read.lock().unwrap().insert((section.to_string(), key.to_string()));
         self.sections
             .get(section)
             .and_then(|s| s.get(key))
@@ -99,13 +93,8 @@ impl Ini {
 
     /// A comma-separated list option (empty items dropped).
     pub fn list(&self, section: &str, key: &str) -> Option<Vec<String>> {
-        self.get(section, key).map(|v| {
-            v.split([',', '\n'])
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect()
-        })
+        self.get(section, key)
+            .map(|v| v.split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
     }
 
     /// A boolean option.
@@ -124,10 +113,7 @@ impl Ini {
     pub fn int(&self, section: &str, key: &str) -> Result<Option<i64>, BadOption> {
         match self.get(section, key) {
             None => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| self.bad(section, key, v, "not an integer")),
+            Some(v) => v.parse().map(Some).map_err(|_| self.bad(section, key, v, "not an integer")),
         }
     }
 
@@ -135,20 +121,12 @@ impl Ini {
     pub fn float(&self, section: &str, key: &str) -> Result<Option<f64>, BadOption> {
         match self.get(section, key) {
             None => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| self.bad(section, key, v, "not a number")),
+            Some(v) => v.parse().map(Some).map_err(|_| self.bad(section, key, v, "not a number")),
         }
     }
 
     fn bad(&self, section: &str, key: &str, value: &str, reason: &str) -> BadOption {
-        BadOption {
-            section: section.into(),
-            key: key.into(),
-            value: value.into(),
-            reason: reason.into(),
-        }
+        BadOption { section: section.into(), key: key.into(), value: value.into(), reason: reason.into() }
     }
 
     /// Options present in the files that no component has read.
@@ -157,8 +135,8 @@ impl Ini {
         let mut out = vec![];
         for (s, kv) in &self.sections {
             for k in kv.keys() {
-                let seen = read.contains(&(s.clone(), k.clone()))
-                    || (s == "DEFAULT" && read.iter().any(|(_, rk)| rk == k));
+                let seen =
+                    read.contains(&(s.clone(), k.clone())) || (s == "DEFAULT" && read.iter().any(|(_, rk)| rk == k));
                 if !seen {
                     out.push((s.clone(), k.clone()));
                 }
@@ -182,14 +160,8 @@ mod tests {
         let ini = Ini::parse(
             "[DEFAULT]\ncore_plugin = ml2\n# comment\n[ml2]\ntype_drivers = flat,vlan, vxlan\ntenant_network_types = vxlan\n[ml2_type_vlan]\nnetwork_vlan_ranges = physnet1:100:199,\n   physnet2\n",
         );
-        assert_eq!(
-            ini.list("ml2", "type_drivers").unwrap(),
-            vec!["flat", "vlan", "vxlan"]
-        );
-        assert_eq!(
-            ini.list("ml2_type_vlan", "network_vlan_ranges").unwrap(),
-            vec!["physnet1:100:199", "physnet2"]
-        );
+        assert_eq!(ini.list("ml2", "type_drivers").unwrap(), vec!["flat", "vlan", "vxlan"]);
+        assert_eq!(ini.list("ml2_type_vlan", "network_vlan_ranges").unwrap(), vec!["physnet1:100:199", "physnet2"]);
         assert_eq!(ini.get("ml2", "core_plugin"), Some("ml2"));
         let unread = ini.unread();
         assert!(unread.contains(&("ml2".into(), "tenant_network_types".into())));

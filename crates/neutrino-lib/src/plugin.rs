@@ -23,10 +23,7 @@ pub struct ListHint {
 impl ListHint {
     /// The accepted values of an equality filter on `attr`, if any.
     pub fn values(&self, attr: &str) -> Option<&[Value]> {
-        self.eq
-            .iter()
-            .find(|(a, _)| a == attr)
-            .map(|(_, v)| v.as_slice())
+        self.eq.iter().find(|(a, _)| a == attr).map(|(_, v)| v.as_slice())
     }
 }
 
@@ -49,35 +46,18 @@ pub trait ResourcePlugin: Send + Sync {
     async fn list(&self, ctx: &Context, hint: &ListHint) -> Result<Vec<Map>, Fault>;
 
     /// Updates one resource with validated changes, checking `If-Match` when given.
-    async fn update(
-        &self,
-        ctx: &Context,
-        id: &str,
-        changes: Map,
-        if_match: Option<i64>,
-    ) -> Result<Map, Fault>;
+    async fn update(&self, ctx: &Context, id: &str, changes: Map, if_match: Option<i64>) -> Result<Map, Fault>;
 
     /// Deletes one resource, checking `If-Match` when given.
     async fn delete(&self, ctx: &Context, id: &str, if_match: Option<i64>) -> Result<(), Fault>;
 
     /// Replaces the tags of a resource; returns the new tag list.
-    async fn set_tags(
-        &self,
-        _ctx: &Context,
-        _id: &str,
-        _tags: Vec<String>,
-    ) -> Result<Vec<String>, Fault> {
+    async fn set_tags(&self, _ctx: &Context, _id: &str, _tags: Vec<String>) -> Result<Vec<String>, Fault> {
         Err(Fault::no_such_path())
     }
 
     /// A member action, `PUT /v2.0/<collection>/<id>/<action>` (e.g. `add_router_interface`).
-    async fn member_action(
-        &self,
-        _ctx: &Context,
-        _id: &str,
-        _action: &str,
-        _body: Value,
-    ) -> Result<Value, Fault> {
+    async fn member_action(&self, _ctx: &Context, _id: &str, _action: &str, _body: Value) -> Result<Value, Fault> {
         Err(Fault::no_such_path())
     }
 

@@ -30,23 +30,13 @@ pub const ID: Attr = Attr::ro("id").fs().check(Check::Uuid);
 
 /// `project_id` and its legacy twin `tenant_id`.
 pub const PROJECT: [Attr; 2] = [
-    Attr::ro("project_id")
-        .post(Dflt::Unset)
-        .fs()
-        .check(Check::Str(255)),
-    Attr::ro("tenant_id")
-        .post(Dflt::Unset)
-        .fs()
-        .check(Check::Str(255)),
+    Attr::ro("project_id").post(Dflt::Unset).fs().check(Check::Str(255)),
+    Attr::ro("tenant_id").post(Dflt::Unset).fs().check(Check::Str(255)),
 ];
 
 /// The standard attributes of Neutron's `standard_attrs` table.
 pub const STANDARD: [Attr; 4] = [
-    Attr::ro("description")
-        .post(Dflt::Str(""))
-        .put()
-        .fs()
-        .check(Check::Str(255)),
+    Attr::ro("description").post(Dflt::Str("")).put().fs().check(Check::Str(255)),
     Attr::ro("created_at").fs(),
     Attr::ro("updated_at").fs(),
     Attr::ro("revision_number").fs(),
@@ -60,16 +50,8 @@ impl ResourceDef {
     pub fn all_attrs(&self) -> impl Iterator<Item = &Attr> {
         let project: &[Attr] = if self.project { &PROJECT } else { &[] };
         let standard: &[Attr] = if self.standard { &STANDARD } else { &[] };
-        let tags: &[Attr] = if self.tags {
-            std::slice::from_ref(&TAGS)
-        } else {
-            &[]
-        };
-        std::iter::once(&ID)
-            .chain(project)
-            .chain(standard)
-            .chain(tags)
-            .chain(self.attrs.iter())
+        let tags: &[Attr] = if self.tags { std::slice::from_ref(&TAGS) } else { &[] };
+        std::iter::once(&ID).chain(project).chain(standard).chain(tags).chain(self.attrs.iter())
     }
 
     /// Looks up one attribute by name.
@@ -100,8 +82,7 @@ pub mod stamp {
         doc.insert("tenant_id".into(), Value::String(project_id.to_string()));
         if standard {
             let now = crate::time::now();
-            doc.entry("description")
-                .or_insert_with(|| Value::String(String::new()));
+            doc.entry("description").or_insert_with(|| Value::String(String::new()));
             doc.insert("created_at".into(), Value::String(now.clone()));
             doc.insert("updated_at".into(), Value::String(now));
             doc.insert("revision_number".into(), Value::from(1));
@@ -120,17 +101,13 @@ pub mod stamp {
 
     /// The document's revision number.
     pub fn revision(doc: &Map) -> i64 {
-        doc.get("revision_number")
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
+        doc.get("revision_number").and_then(Value::as_i64).unwrap_or(0)
     }
 
     /// Enforces `If-Match: revision_number=N`.
     pub fn check_if_match(doc: &Map, if_match: Option<i64>) -> Result<(), Fault> {
         match if_match {
-            Some(want) if want != revision(doc) => {
-                Err(Fault::revision_mismatch(want, revision(doc)))
-            }
+            Some(want) if want != revision(doc) => Err(Fault::revision_mismatch(want, revision(doc))),
             _ => Ok(()),
         }
     }

@@ -35,9 +35,7 @@ impl ResourcePlugin for AddressScopes {
                 }
             }
             stamp::created(&mut doc, &project, true, false);
-            tx.insert(&ADDRESS_SCOPES, &doc)
-                .await
-                .map_err(Ml2Error::from)?;
+            tx.insert(&ADDRESS_SCOPES, &doc).await.map_err(Ml2Error::from)?;
             docs.push(doc);
         }
         core.commit(tx, Outbox::default()).await?;
@@ -45,12 +43,7 @@ impl ResourcePlugin for AddressScopes {
     }
 
     async fn get(&self, ctx: &Context, id: &str) -> Result<Map, Fault> {
-        let d = self
-            .0
-            .store
-            .get(&ADDRESS_SCOPES, id)
-            .await
-            .map_err(Ml2Error::from)?;
+        let d = self.0.store.get(&ADDRESS_SCOPES, id).await.map_err(Ml2Error::from)?;
         Ok(d.filter(|d| ctx.sees(d) || stamp::bool_of(d, "shared"))
             .ok_or_else(|| Ml2Error::AddressScopeNotFound(id.into()))?)
     }
@@ -58,23 +51,13 @@ impl ResourcePlugin for AddressScopes {
     async fn list(&self, ctx: &Context, hint: &ListHint) -> Result<Vec<Map>, Fault> {
         let mut h = hint.clone();
         h.projects = None;
-        let mut all = self
-            .0
-            .store
-            .list(&ADDRESS_SCOPES, &crate::pushdown(&ADDRESS_SCOPES, &h))
-            .await
-            .map_err(Ml2Error::from)?;
+        let mut all =
+            self.0.store.list(&ADDRESS_SCOPES, &crate::pushdown(&ADDRESS_SCOPES, &h)).await.map_err(Ml2Error::from)?;
         all.retain(|d| ctx.sees(d) || stamp::bool_of(d, "shared"));
         Ok(all)
     }
 
-    async fn update(
-        &self,
-        _ctx: &Context,
-        id: &str,
-        changes: Map,
-        if_match: Option<i64>,
-    ) -> Result<Map, Fault> {
+    async fn update(&self, _ctx: &Context, id: &str, changes: Map, if_match: Option<i64>) -> Result<Map, Fault> {
         let core = &self.0;
         let mut tx = core.store.begin().await.map_err(Ml2Error::from)?;
         let mut doc = tx
@@ -87,9 +70,7 @@ impl ResourcePlugin for AddressScopes {
             doc.insert(k, v);
         }
         stamp::changed(&mut doc);
-        tx.update(&ADDRESS_SCOPES, &doc)
-            .await
-            .map_err(Ml2Error::from)?;
+        tx.update(&ADDRESS_SCOPES, &doc).await.map_err(Ml2Error::from)?;
         core.commit(tx, Outbox::default()).await?;
         Ok(doc)
     }
@@ -111,9 +92,7 @@ impl ResourcePlugin for AddressScopes {
         {
             return Err(Fault::conflict("AddressScopeInUse", format!("Unable to complete operation on address scope {id}. There are one or more subnet pools in use on the address scope.")));
         }
-        tx.delete(&ADDRESS_SCOPES, id)
-            .await
-            .map_err(Ml2Error::from)?;
+        tx.delete(&ADDRESS_SCOPES, id).await.map_err(Ml2Error::from)?;
         core.commit(tx, Outbox::default()).await?;
         Ok(())
     }

@@ -45,37 +45,21 @@ pub struct NetworkIpAvailabilities(pub Arc<Core>);
 impl NetworkIpAvailabilities {
     async fn build(&self, nets: Vec<Map>) -> Result<Vec<Map>, Fault> {
         let store = &self.0.store;
-        let ids: Vec<String> = nets
-            .iter()
-            .map(|n| stamp::str_of(n, "id").to_string())
-            .collect();
+        let ids: Vec<String> = nets.iter().map(|n| stamp::str_of(n, "id").to_string()).collect();
         if ids.is_empty() {
             return Ok(vec![]);
         }
-        let subnets = store
-            .list(&SUBNETS, &[("network_id", ids)])
-            .await
-            .map_err(Ml2Error::from)?;
-        let sids: Vec<String> = subnets
-            .iter()
-            .map(|s| stamp::str_of(s, "id").to_string())
-            .collect();
-        let used: BTreeMap<String, i64> = store
-            .alloc_counts(&sids)
-            .await
-            .map_err(Ml2Error::from)?
-            .into_iter()
-            .collect();
+        let subnets = store.list(&SUBNETS, &[("network_id", ids)]).await.map_err(Ml2Error::from)?;
+        let sids: Vec<String> = subnets.iter().map(|s| stamp::str_of(s, "id").to_string()).collect();
+        let used: BTreeMap<String, i64> =
+            store.alloc_counts(&sids).await.map_err(Ml2Error::from)?.into_iter().collect();
         let mut out = vec![];
         for n in nets {
             let nid = stamp::str_of(&n, "id");
             let mut total: u128 = 0;
             let mut used_n: i64 = 0;
             let mut per = vec![];
-            for s in subnets
-                .iter()
-                .filter(|s| stamp::str_of(s, "network_id") == nid)
-            {
+            for s in subnets.iter().filter(|s| stamp::str_of(s, "network_id") == nid) {
                 let r = ipam_ref(s)?;
                 let t = pools::total(&r.pools);
                 let u = used.get(&r.id).copied().unwrap_or(0);
@@ -92,22 +76,10 @@ impl NetworkIpAvailabilities {
             }
             let mut m = Map::new();
             m.insert("network_id".into(), json!(nid));
-            m.insert(
-                "network_name".into(),
-                n.get("name").cloned().unwrap_or(Value::Null),
-            );
-            m.insert(
-                "project_id".into(),
-                n.get("project_id").cloned().unwrap_or(Value::Null),
-            );
-            m.insert(
-                "tenant_id".into(),
-                n.get("project_id").cloned().unwrap_or(Value::Null),
-            );
-            m.insert(
-                "total_ips".into(),
-                json!(total.min(u64::MAX as u128) as u64),
-            );
+            m.insert("network_name".into(), n.get("name").cloned().unwrap_or(Value::Null));
+            m.insert("project_id".into(), n.get("project_id").cloned().unwrap_or(Value::Null));
+            m.insert("tenant_id".into(), n.get("project_id").cloned().unwrap_or(Value::Null));
+            m.insert("total_ips".into(), json!(total.min(u64::MAX as u128) as u64));
             m.insert("used_ips".into(), json!(used_n));
             m.insert("subnet_ip_availability".into(), Value::Array(per));
             m.insert("id".into(), json!(nid));
@@ -124,11 +96,7 @@ impl ResourcePlugin for NetworkIpAvailabilities {
     }
 
     async fn create(&self, _ctx: &Context, _items: Vec<Map>) -> Result<Vec<Map>, Fault> {
-        Err(Fault::new(
-            405,
-            "HTTPMethodNotAllowed",
-            "The method POST is not allowed for network-ip-availabilities.",
-        ))
+        Err(Fault::new(405, "HTTPMethodNotAllowed", "The method POST is not allowed for network-ip-availabilities."))
     }
 
     async fn get(&self, ctx: &Context, id: &str) -> Result<Map, Fault> {
@@ -149,17 +117,9 @@ impl ResourcePlugin for NetworkIpAvailabilities {
         if !ctx.is_admin() {
             return Err(Fault::policy("get_network_ip_availability"));
         }
-        let mut nets = self
-            .0
-            .store
-            .list(&NETWORKS, &[])
-            .await
-            .map_err(Ml2Error::from)?;
+        let mut nets = self.0.store.list(&NETWORKS, &[]).await.map_err(Ml2Error::from)?;
         if let Some(ids) = hint.values("network_id") {
-            nets.retain(|n| {
-                ids.iter()
-                    .any(|i| i.as_str() == Some(stamp::str_of(n, "id")))
-            });
+            nets.retain(|n| ids.iter().any(|i| i.as_str() == Some(stamp::str_of(n, "id"))));
         }
         let mut out = self.build(nets).await?;
         if let Some(v) = hint.values("ip_version") {
@@ -178,26 +138,12 @@ impl ResourcePlugin for NetworkIpAvailabilities {
         Ok(out)
     }
 
-    async fn update(
-        &self,
-        _ctx: &Context,
-        _id: &str,
-        _c: Map,
-        _m: Option<i64>,
-    ) -> Result<Map, Fault> {
-        Err(Fault::new(
-            405,
-            "HTTPMethodNotAllowed",
-            "The method PUT is not allowed for network-ip-availabilities.",
-        ))
+    async fn update(&self, _ctx: &Context, _id: &str, _c: Map, _m: Option<i64>) -> Result<Map, Fault> {
+        Err(Fault::new(405, "HTTPMethodNotAllowed", "The method PUT is not allowed for network-ip-availabilities."))
     }
 
     async fn delete(&self, _ctx: &Context, _id: &str, _m: Option<i64>) -> Result<(), Fault> {
-        Err(Fault::new(
-            405,
-            "HTTPMethodNotAllowed",
-            "The method DELETE is not allowed for network-ip-availabilities.",
-        ))
+        Err(Fault::new(405, "HTTPMethodNotAllowed", "The method DELETE is not allowed for network-ip-availabilities."))
     }
 
     fn extensions(&self) -> &'static [&'static str] {

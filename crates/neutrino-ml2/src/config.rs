@@ -71,17 +71,12 @@ impl Default for Ml2Config {
     /// VXLAN, a `physnet1` usable for flat and VLAN 100–199 networks.
     fn default() -> Self {
         Ml2Config {
-            type_drivers: ["local", "flat", "vlan", "gre", "vxlan", "geneve"]
-                .map(String::from)
-                .to_vec(),
+            type_drivers: ["local", "flat", "vlan", "gre", "vxlan", "geneve"].map(String::from).to_vec(),
             tenant_network_types: vec!["vxlan".into()],
             mechanism_drivers: vec!["openvswitch".into()],
             extension_drivers: vec!["port_security".into(), "dns_domain_ports".into()],
             flat_networks: vec!["*".into()],
-            vlan_ranges: vec![VlanRange {
-                physnet: "physnet1".into(),
-                range: Some((100, 199)),
-            }],
+            vlan_ranges: vec![VlanRange { physnet: "physnet1".into(), range: Some((100, 199)) }],
             vxlan_ranges: vec![(1, 1000)],
             gre_ranges: vec![(1, 1000)],
             geneve_ranges: vec![(1, 1000)],
@@ -96,10 +91,7 @@ impl Default for Ml2Config {
             max_allowed_address_pair: 10,
             dns_domain: "openstacklocal.".into(),
             ipv6_pd_enabled: false,
-            quota_defaults: neutrino_lib::defs::quota::DEFAULTS
-                .iter()
-                .map(|(k, v)| (k.to_string(), *v))
-                .collect(),
+            quota_defaults: neutrino_lib::defs::quota::DEFAULTS.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             agent_down_time: 75,
             default_availability_zones: vec![],
         }
@@ -127,21 +119,13 @@ pub enum ConfigError {
     TenantType(String),
 }
 
-fn parse_ranges(
-    ini: &Ini,
-    section: &'static str,
-    key: &'static str,
-) -> Result<Option<Vec<(u32, u32)>>, ConfigError> {
+fn parse_ranges(ini: &Ini, section: &'static str, key: &'static str) -> Result<Option<Vec<(u32, u32)>>, ConfigError> {
     let Some(items) = ini.list(section, key) else {
         return Ok(None);
     };
     let mut out = vec![];
     for it in items {
-        let bad = || ConfigError::Range {
-            section,
-            key,
-            value: it.clone(),
-        };
+        let bad = || ConfigError::Range { section, key, value: it.clone() };
         let (a, b) = it.split_once(':').ok_or_else(bad)?;
         let a: u32 = a.trim().parse().map_err(|_| bad())?;
         let b: u32 = b.trim().parse().map_err(|_| bad())?;
@@ -176,26 +160,17 @@ impl Ml2Config {
             let mut out = vec![];
             for it in items {
                 let parts: Vec<&str> = it.split(':').map(str::trim).collect();
-                let bad = || ConfigError::Range {
-                    section: "ml2_type_vlan",
-                    key: "network_vlan_ranges",
-                    value: it.clone(),
-                };
+                let bad =
+                    || ConfigError::Range { section: "ml2_type_vlan", key: "network_vlan_ranges", value: it.clone() };
                 match parts.as_slice() {
-                    [p] if !p.is_empty() => out.push(VlanRange {
-                        physnet: p.to_string(),
-                        range: None,
-                    }),
+                    [p] if !p.is_empty() => out.push(VlanRange { physnet: p.to_string(), range: None }),
                     [p, a, b] => {
                         let a: u32 = a.parse().map_err(|_| bad())?;
                         let b: u32 = b.parse().map_err(|_| bad())?;
                         if a == 0 || b > 4094 || a > b {
                             return Err(bad());
                         }
-                        out.push(VlanRange {
-                            physnet: p.to_string(),
-                            range: Some((a, b)),
-                        });
+                        out.push(VlanRange { physnet: p.to_string(), range: Some((a, b)) });
                     }
                     _ => return Err(bad()),
                 }
@@ -310,18 +285,10 @@ mod tests {
         let c = Ml2Config::from_ini(&ini).unwrap();
         assert_eq!(c.global_physnet_mtu, 9000);
         assert_eq!(c.tenant_network_types, vec!["vxlan", "vlan"]);
-        assert_eq!(
-            c.vlan_ranges[0],
-            VlanRange {
-                physnet: "provider".into(),
-                range: Some((10, 20))
-            }
-        );
+        assert_eq!(c.vlan_ranges[0], VlanRange { physnet: "provider".into(), range: Some((10, 20)) });
         assert_eq!(c.vlan_ranges[1].range, None);
         assert_eq!(c.vxlan_ranges, vec![(100, 200)]);
-        assert!(ini
-            .unread()
-            .contains(&("ml2".into(), "some_unknown".into())));
+        assert!(ini.unread().contains(&("ml2".into(), "some_unknown".into())));
     }
 
     #[test]

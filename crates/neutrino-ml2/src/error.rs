@@ -139,12 +139,8 @@ impl From<Ml2Error> for Fault {
             NoNetworkAvailable => F::unavailable("NoNetworkAvailable", msg),
             SecurityGroupInUse { .. } => F::conflict("SecurityGroupInUse", msg),
             SecurityGroupRuleExists(_) => F::conflict("SecurityGroupRuleExists", msg),
-            SecurityGroupCannotRemoveDefault => {
-                F::conflict("SecurityGroupCannotRemoveDefault", msg)
-            }
-            SecurityGroupCannotUpdateDefault => {
-                F::conflict("SecurityGroupCannotUpdateDefault", msg)
-            }
+            SecurityGroupCannotRemoveDefault => F::conflict("SecurityGroupCannotRemoveDefault", msg),
+            SecurityGroupCannotUpdateDefault => F::conflict("SecurityGroupCannotUpdateDefault", msg),
             OverQuota(_) => F::conflict("OverQuota", msg),
             OverlappingCidr { .. } => F::new(400, "InvalidInput", msg),
             Ml2Error::Fault(f) => f,

@@ -49,19 +49,10 @@ pub struct Core {
 impl Core {
     /// Builds the core plugin and brings the segment pools in line with the
     /// configuration.
-    pub async fn new(
-        store: Store,
-        cfg: Ml2Config,
-        notifier: Arc<dyn Notifier>,
-    ) -> Result<Arc<Core>> {
+    pub async fn new(store: Store, cfg: Ml2Config, notifier: Arc<dyn Notifier>) -> Result<Arc<Core>> {
         let types = TypeManager::new(&cfg);
         types.sync(&store).await?;
-        Ok(Arc::new(Core {
-            store,
-            cfg,
-            types,
-            notifier,
-        }))
+        Ok(Arc::new(Core { store, cfg, types, notifier }))
     }
 
     /// Commits and then delivers the queued notifications.
@@ -72,13 +63,7 @@ impl Core {
     }
 
     /// Takes quota for `n` new resources of a project.
-    pub async fn quota_take(
-        &self,
-        tx: &mut Tx,
-        project: &str,
-        resource: &str,
-        n: i64,
-    ) -> Result<()> {
+    pub async fn quota_take(&self, tx: &mut Tx, project: &str, resource: &str, n: i64) -> Result<()> {
         let limit = self.quota_limit(tx, project, resource).await?;
         if !tx.usage_take(project, resource, n, limit).await? {
             return Err(Ml2Error::OverQuota(resource.to_string()));
@@ -95,13 +80,7 @@ impl Core {
     }
 
     /// Gives quota back.
-    pub async fn quota_release(
-        &self,
-        tx: &mut Tx,
-        project: &str,
-        resource: &str,
-        n: i64,
-    ) -> Result<()> {
+    pub async fn quota_release(&self, tx: &mut Tx, project: &str, resource: &str, n: i64) -> Result<()> {
         tx.usage_release(project, resource, n).await?;
         Ok(())
     }
@@ -149,10 +128,7 @@ pub fn plugins(core: &Arc<Core>) -> Vec<Arc<dyn ResourcePlugin>> {
 
 /// The string value of `key`, if it is a non-empty string.
 pub(crate) fn opt_str(doc: &Map, key: &str) -> Option<String> {
-    doc.get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
+    doc.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from)
 }
 
 /// Pushes equality filters of a list hint down to indexed columns.
@@ -162,10 +138,7 @@ pub(crate) fn pushdown(
 ) -> Vec<(&'static str, Vec<String>)> {
     let mut out = vec![];
     for (attr, vals) in &hint.eq {
-        let Some(col) = ["id", "name", "project_id"]
-            .iter()
-            .chain(table.cols.iter())
-            .find(|c| **c == attr.as_str())
+        let Some(col) = ["id", "name", "project_id"].iter().chain(table.cols.iter()).find(|c| **c == attr.as_str())
         else {
             continue;
         };
@@ -181,11 +154,7 @@ pub(crate) fn pushdown(
         }
     }
     if let Some(p) = &hint.projects {
-        if !hint
-            .eq
-            .iter()
-            .any(|(a, _)| a == "project_id" || a == "tenant_id")
-        {
+        if !hint.eq.iter().any(|(a, _)| a == "project_id" || a == "tenant_id") {
             out.push(("project_id", p.clone()));
         }
     }

@@ -21,26 +21,16 @@ pub struct Networks(pub Arc<Core>);
 
 fn spec_of(v: &Map) -> SegmentSpec {
     SegmentSpec {
-        network_type: v
-            .get("provider:network_type")
-            .and_then(Value::as_str)
-            .map(String::from),
-        physical_network: v
-            .get("provider:physical_network")
-            .and_then(Value::as_str)
-            .map(String::from),
+        network_type: v.get("provider:network_type").and_then(Value::as_str).map(String::from),
+        physical_network: v.get("provider:physical_network").and_then(Value::as_str).map(String::from),
         segmentation_id: v.get("provider:segmentation_id").and_then(Value::as_i64),
     }
 }
 
 fn has_provider(v: &Map) -> bool {
-    [
-        "provider:network_type",
-        "provider:physical_network",
-        "provider:segmentation_id",
-    ]
-    .iter()
-    .any(|k| v.get(*k).is_some_and(|x| !x.is_null()))
+    ["provider:network_type", "provider:physical_network", "provider:segmentation_id"]
+        .iter()
+        .any(|k| v.get(*k).is_some_and(|x| !x.is_null()))
 }
 
 /// Writes the provider view of the segments into a network document:
@@ -52,17 +42,10 @@ pub(crate) fn show_segments(doc: &mut Map, segs: &[Segment]) {
         }
         doc.remove("segments");
     } else {
-        for k in [
-            "provider:network_type",
-            "provider:physical_network",
-            "provider:segmentation_id",
-        ] {
+        for k in ["provider:network_type", "provider:physical_network", "provider:segmentation_id"] {
             doc.remove(k);
         }
-        doc.insert(
-            "segments".into(),
-            Value::Array(segs.iter().map(Segment::provider_json).collect()),
-        );
+        doc.insert("segments".into(), Value::Array(segs.iter().map(Segment::provider_json).collect()));
     }
 }
 
@@ -107,17 +90,11 @@ impl Networks {
             }
             _ => vec![core.types.allocate_tenant(tx, &id).await?],
         };
-        let max_mtu = segs
-            .iter()
-            .map(|s| core.types.mtu(s))
-            .min()
-            .unwrap_or(core.cfg.global_physnet_mtu);
+        let max_mtu = segs.iter().map(|s| core.types.mtu(s)).min().unwrap_or(core.cfg.global_physnet_mtu);
         let mtu = match req.get("mtu").and_then(Value::as_i64) {
             Some(m) if m > 0 => {
                 if m as u32 > max_mtu {
-                    return Err(invalid(format!(
-                        "Requested MTU is too big, maximum is {max_mtu}"
-                    )));
+                    return Err(invalid(format!("Requested MTU is too big, maximum is {max_mtu}")));
                 }
                 m as u32
             }
@@ -181,11 +158,7 @@ impl ResourcePlugin for Networks {
         &NETWORK
     }
 
-    async fn create(
-        &self,
-        _ctx: &Context,
-        items: Vec<Map>,
-    ) -> std::result::Result<Vec<Map>, Fault> {
+    async fn create(&self, _ctx: &Context, items: Vec<Map>) -> std::result::Result<Vec<Map>, Fault> {
         let mut tx = self.0.store.begin().await.map_err(Ml2Error::from)?;
         let mut out = Outbox::default();
         let mut docs = vec![];
@@ -197,25 +170,14 @@ impl ResourcePlugin for Networks {
     }
 
     async fn get(&self, ctx: &Context, id: &str) -> std::result::Result<Map, Fault> {
-        let n = self
-            .0
-            .store
-            .get(&NETWORKS, id)
-            .await
-            .map_err(Ml2Error::from)?;
-        Ok(n.filter(|n| visible(ctx, n))
-            .ok_or_else(|| Ml2Error::NetworkNotFound(id.into()))?)
+        let n = self.0.store.get(&NETWORKS, id).await.map_err(Ml2Error::from)?;
+        Ok(n.filter(|n| visible(ctx, n)).ok_or_else(|| Ml2Error::NetworkNotFound(id.into()))?)
     }
 
     async fn list(&self, ctx: &Context, hint: &ListHint) -> std::result::Result<Vec<Map>, Fault> {
         let mut h = hint.clone();
         h.projects = None; // shared and external networks are visible across projects
-        let mut nets = self
-            .0
-            .store
-            .list(&NETWORKS, &crate::pushdown(&NETWORKS, &h))
-            .await
-            .map_err(Ml2Error::from)?;
+        let mut nets = self.0.store.list(&NETWORKS, &crate::pushdown(&NETWORKS, &h)).await.map_err(Ml2Error::from)?;
         nets.retain(|n| visible(ctx, n));
         Ok(nets)
     }
@@ -229,56 +191,31 @@ impl ResourcePlugin for Networks {
     ) -> std::result::Result<Map, Fault> {
         let core = &self.0;
         let mut tx = core.store.begin().await.map_err(Ml2Error::from)?;
-        let mut doc = tx
-            .get(&NETWORKS, id)
-            .await
-            .map_err(Ml2Error::from)?
-            .ok_or_else(|| Ml2Error::NetworkNotFound(id.into()))?;
+        let mut doc =
+            tx.get(&NETWORKS, id).await.map_err(Ml2Error::from)?.ok_or_else(|| Ml2Error::NetworkNotFound(id.into()))?;
         stamp::check_if_match(&doc, if_match)?;
         let mut changes = changes;
         // Provider attributes may be restated but not changed.
-        let segs: Vec<Segment> = segments::of_network(&mut tx, id)
-            .await?
-            .iter()
-            .map(segments::as_segment)
-            .collect();
+        let segs: Vec<Segment> = segments::of_network(&mut tx, id).await?.iter().map(segments::as_segment).collect();
         if has_provider(&changes) || changes.contains_key("segments") {
             let mut cur = Map::new();
             show_segments(&mut cur, &segs);
-            let same = [
-                "provider:network_type",
-                "provider:physical_network",
-                "provider:segmentation_id",
-                "segments",
-            ]
-            .iter()
-            .all(|k| changes.get(*k).is_none_or(|v| cur.get(*k) == Some(v)));
+            let same = ["provider:network_type", "provider:physical_network", "provider:segmentation_id", "segments"]
+                .iter()
+                .all(|k| changes.get(*k).is_none_or(|v| cur.get(*k) == Some(v)));
             if !same {
-                return Err(Ml2Error::InvalidInput(
-                    "Plugin does not support updating provider attributes".into(),
-                )
-                .into());
+                return Err(
+                    Ml2Error::InvalidInput("Plugin does not support updating provider attributes".into()).into()
+                );
             }
-            for k in [
-                "provider:network_type",
-                "provider:physical_network",
-                "provider:segmentation_id",
-                "segments",
-            ] {
+            for k in ["provider:network_type", "provider:physical_network", "provider:segmentation_id", "segments"] {
                 changes.remove(k);
             }
         }
         if let Some(m) = changes.get("mtu").and_then(Value::as_i64) {
-            let max = segs
-                .iter()
-                .map(|s| core.types.mtu(s))
-                .min()
-                .unwrap_or(core.cfg.global_physnet_mtu) as i64;
+            let max = segs.iter().map(|s| core.types.mtu(s)).min().unwrap_or(core.cfg.global_physnet_mtu) as i64;
             if m > max {
-                return Err(Ml2Error::InvalidInput(format!(
-                    "Requested MTU is too big, maximum is {max}"
-                ))
-                .into());
+                return Err(Ml2Error::InvalidInput(format!("Requested MTU is too big, maximum is {max}")).into());
             }
             if m == 0 {
                 changes.insert("mtu".into(), json!(max));
@@ -286,13 +223,9 @@ impl ResourcePlugin for Networks {
         }
         if changes.get("shared") == Some(&Value::Bool(false)) && stamp::bool_of(&doc, "shared") {
             let owner = stamp::str_of(&doc, "project_id").to_string();
-            let ports = tx
-                .list(&PORTS, &[("network_id", vec![id.to_string()])])
-                .await
-                .map_err(Ml2Error::from)?;
+            let ports = tx.list(&PORTS, &[("network_id", vec![id.to_string()])]).await.map_err(Ml2Error::from)?;
             if ports.iter().any(|p| {
-                stamp::str_of(p, "project_id") != owner
-                    && !stamp::str_of(p, "device_owner").starts_with("network:")
+                stamp::str_of(p, "project_id") != owner && !stamp::str_of(p, "device_owner").starts_with("network:")
             }) {
                 return Err(Fault::conflict(
                     "InvalidSharedSetting",
@@ -306,10 +239,7 @@ impl ResourcePlugin for Networks {
                 .and_then(Value::as_bool)
                 .unwrap_or(stamp::bool_of(&doc, "router:external"));
             if !external {
-                return Err(Ml2Error::InvalidInput(
-                    "is_default can only be set on external networks".into(),
-                )
-                .into());
+                return Err(Ml2Error::InvalidInput("is_default can only be set on external networks".into()).into());
             }
             self.check_single_default(&mut tx, id).await?;
         }
@@ -324,73 +254,36 @@ impl ResourcePlugin for Networks {
         Ok(doc)
     }
 
-    async fn delete(
-        &self,
-        _ctx: &Context,
-        id: &str,
-        if_match: Option<i64>,
-    ) -> std::result::Result<(), Fault> {
+    async fn delete(&self, _ctx: &Context, id: &str, if_match: Option<i64>) -> std::result::Result<(), Fault> {
         let core = &self.0;
         let mut tx = core.store.begin().await.map_err(Ml2Error::from)?;
-        let doc = tx
-            .get(&NETWORKS, id)
-            .await
-            .map_err(Ml2Error::from)?
-            .ok_or_else(|| Ml2Error::NetworkNotFound(id.into()))?;
+        let doc =
+            tx.get(&NETWORKS, id).await.map_err(Ml2Error::from)?.ok_or_else(|| Ml2Error::NetworkNotFound(id.into()))?;
         stamp::check_if_match(&doc, if_match)?;
         let mut out = Outbox::default();
-        let ports = tx
-            .list(&PORTS, &[("network_id", vec![id.to_string()])])
-            .await
-            .map_err(Ml2Error::from)?;
-        if ports
-            .iter()
-            .any(|p| stamp::str_of(p, "device_owner") != neutrino_lib::defs::DEVICE_OWNER_DHCP)
-        {
+        let ports = tx.list(&PORTS, &[("network_id", vec![id.to_string()])]).await.map_err(Ml2Error::from)?;
+        if ports.iter().any(|p| stamp::str_of(p, "device_owner") != neutrino_lib::defs::DEVICE_OWNER_DHCP) {
             return Err(Ml2Error::NetworkInUse(id.into()).into());
         }
         for p in &ports {
             crate::port::remove(core, &mut tx, &mut out, p).await?;
         }
-        for s in tx
-            .list(&SUBNETS, &[("network_id", vec![id.to_string()])])
-            .await
-            .map_err(Ml2Error::from)?
-        {
+        for s in tx.list(&SUBNETS, &[("network_id", vec![id.to_string()])]).await.map_err(Ml2Error::from)? {
             crate::subnet::remove(core, &mut tx, &mut out, &s).await?;
         }
         for s in segments::of_network(&mut tx, id).await? {
-            core.types
-                .release(&mut tx, &segments::as_segment(&s))
-                .await?;
-            tx.delete(&SEGMENTS, stamp::str_of(&s, "id"))
-                .await
-                .map_err(Ml2Error::from)?;
+            core.types.release(&mut tx, &segments::as_segment(&s)).await?;
+            tx.delete(&SEGMENTS, stamp::str_of(&s, "id")).await.map_err(Ml2Error::from)?;
         }
         tx.delete(&NETWORKS, id).await.map_err(Ml2Error::from)?;
-        core.quota_release(&mut tx, stamp::str_of(&doc, "project_id"), "network", 1)
-            .await?;
+        core.quota_release(&mut tx, stamp::str_of(&doc, "project_id"), "network", 1).await?;
         out.push("network", Action::Delete, &doc);
         core.commit(tx, out).await?;
         Ok(())
     }
 
-    async fn set_tags(
-        &self,
-        _ctx: &Context,
-        id: &str,
-        tags: Vec<String>,
-    ) -> std::result::Result<Vec<String>, Fault> {
-        Ok(self
-            .0
-            .set_tags(
-                &NETWORKS,
-                "network",
-                || Ml2Error::NetworkNotFound(id.into()),
-                id,
-                tags,
-            )
-            .await?)
+    async fn set_tags(&self, _ctx: &Context, id: &str, tags: Vec<String>) -> std::result::Result<Vec<String>, Fault> {
+        Ok(self.0.set_tags(&NETWORKS, "network", || Ml2Error::NetworkNotFound(id.into()), id, tags).await?)
     }
 
     fn extensions(&self) -> &'static [&'static str] {

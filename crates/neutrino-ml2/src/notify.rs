@@ -46,11 +46,7 @@ pub struct Outbox(Vec<Event>);
 impl Outbox {
     /// Queues a change.
     pub fn push(&mut self, resource: &'static str, action: Action, doc: &Map) {
-        self.0.push(Event {
-            resource,
-            action,
-            doc: doc.clone(),
-        });
+        self.0.push(Event { resource, action, doc: doc.clone() });
     }
 
     /// Delivers the queued changes.

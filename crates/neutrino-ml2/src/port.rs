@@ -71,11 +71,7 @@ fn fixed_ip(subnet: &str, ip: IpAddr) -> Value {
 /// Subnets usable for a device owner: those whose service types name it, or
 /// else those without service types.
 fn service_subnets<'a>(subnets: &'a [Map], owner: &str) -> Vec<&'a Map> {
-    let typed = |s: &Map| {
-        s.get("service_types")
-            .and_then(Value::as_array)
-            .is_some_and(|a| !a.is_empty())
-    };
+    let typed = |s: &Map| s.get("service_types").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
     let matching: Vec<&Map> = subnets
         .iter()
         .filter(|s| {
@@ -128,9 +124,7 @@ impl Addressing<'_> {
     }
 
     fn exhausted(&self) -> Ml2Error {
-        Ml2Error::Ipam(neutrino_ipam::IpamError::Exhausted {
-            network: self.network_id.into(),
-        })
+        Ml2Error::Ipam(neutrino_ipam::IpamError::Exhausted { network: self.network_id.into() })
     }
 
     /// Allocates one address: the requested one, or the lowest free.
@@ -138,9 +132,7 @@ impl Addressing<'_> {
         let r = ipam_ref(s)?;
         let id = stamp::str_of(s, "id");
         if is_auto_address(s) && !is_router_owner(self.owner) {
-            let a = self
-                .eui64(s)
-                .ok_or_else(|| invalid("SLAAC needs an IPv6 subnet"))?;
+            let a = self.eui64(s).ok_or_else(|| invalid("SLAAC needs an IPv6 subnet"))?;
             if let Some(want) = ip {
                 if want != a {
                     return Err(Ml2Error::Fault(Fault::new(
@@ -186,56 +178,39 @@ impl Addressing<'_> {
                 }
                 let mut plan = vec![];
                 for f in list {
-                    let ip: Option<IpAddr> = f
-                        .get("ip_address")
-                        .and_then(Value::as_str)
-                        .and_then(|s| s.parse().ok());
+                    let ip: Option<IpAddr> = f.get("ip_address").and_then(Value::as_str).and_then(|s| s.parse().ok());
                     let s = match (f.get("subnet_id").and_then(Value::as_str), ip) {
                         (Some(sid), Some(a)) => {
                             let s = self.subnet(sid)?;
                             let r = ipam_ref(s)?;
                             if !r.cidr.contains(&a) {
-                                return Err(Ml2Error::Ipam(
-                                    neutrino_ipam::IpamError::InvalidIpForSubnet {
-                                        ip: a.to_string(),
-                                    },
-                                ));
+                                return Err(Ml2Error::Ipam(neutrino_ipam::IpamError::InvalidIpForSubnet {
+                                    ip: a.to_string(),
+                                }));
                             }
                             s
                         }
                         (Some(sid), None) => self.subnet(sid)?,
                         (None, Some(a)) => self.subnet_for_ip(a)?,
-                        (None, None) => {
-                            return Err(invalid("IP allocation requires subnet_id or ip_address"))
-                        }
+                        (None, None) => return Err(invalid("IP allocation requires subnet_id or ip_address")),
                     };
                     if ip.is_none() && is_auto_address(s) && !is_router_owner(self.owner) {
                         continue; // added with the other automatic addresses below
                     }
                     plan.push((s, ip));
                 }
-                self.lock_pools(
-                    tx,
-                    plan.iter().map(|(s, _)| stamp::str_of(s, "id").to_string()),
-                )
-                .await?;
+                self.lock_pools(tx, plan.iter().map(|(s, _)| stamp::str_of(s, "id").to_string())).await?;
                 for (s, ip) in plan {
                     out.push(self.one(tx, s, ip).await?);
                 }
             }
             None => {
-                let v4: Vec<&Map> = usable
-                    .iter()
-                    .copied()
-                    .filter(|s| s.get("ip_version").and_then(Value::as_i64) == Some(4))
-                    .collect();
+                let v4: Vec<&Map> =
+                    usable.iter().copied().filter(|s| s.get("ip_version").and_then(Value::as_i64) == Some(4)).collect();
                 let v6: Vec<&Map> = usable
                     .iter()
                     .copied()
-                    .filter(|s| {
-                        s.get("ip_version").and_then(Value::as_i64) == Some(6)
-                            && !is_auto_address(s)
-                    })
+                    .filter(|s| s.get("ip_version").and_then(Value::as_i64) == Some(6) && !is_auto_address(s))
                     .collect();
                 for group in [v4, v6] {
                     if group.is_empty() {
@@ -256,10 +231,7 @@ impl Addressing<'_> {
         if !is_router_owner(self.owner) {
             for s in usable.iter().filter(|s| is_auto_address(s)) {
                 let id = stamp::str_of(s, "id");
-                if out
-                    .iter()
-                    .any(|f| f.get("subnet_id").and_then(Value::as_str) == Some(id))
-                {
+                if out.iter().any(|f| f.get("subnet_id").and_then(Value::as_str) == Some(id)) {
                     continue;
                 }
                 out.push(self.one(tx, s, None).await?);
@@ -280,11 +252,7 @@ fn dns_assignment(core: &Core, port: &Map) -> Value {
         .flatten()
         .filter_map(|f| f.get("ip_address").and_then(Value::as_str))
         .map(|ip| {
-            let host = if name.is_empty() {
-                format!("host-{}", ip.replace(['.', ':'], "-"))
-            } else {
-                name.to_string()
-            };
+            let host = if name.is_empty() { format!("host-{}", ip.replace(['.', ':'], "-")) } else { name.to_string() };
             json!({"hostname": host, "ip_address": ip, "fqdn": format!("{host}.{domain}.")})
         })
         .collect();
@@ -301,16 +269,10 @@ fn vif_type(port: &Map) -> &'static str {
 
 /// Releases the addresses of a port document (all of them).
 async fn release_all(tx: &mut Tx, subnets: &[Map], port: &Map) -> Result<()> {
-    for f in port
-        .get("fixed_ips")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let (Some(sid), Some(ip)) = (
-            f.get("subnet_id").and_then(Value::as_str),
-            f.get("ip_address").and_then(Value::as_str),
-        ) else {
+    for f in port.get("fixed_ips").and_then(Value::as_array).into_iter().flatten() {
+        let (Some(sid), Some(ip)) =
+            (f.get("subnet_id").and_then(Value::as_str), f.get("ip_address").and_then(Value::as_str))
+        else {
             continue;
         };
         let Ok(ip) = ip.parse::<IpAddr>() else {
@@ -319,8 +281,7 @@ async fn release_all(tx: &mut Tx, subnets: &[Map], port: &Map) -> Result<()> {
         if let Some(s) = subnets.iter().find(|s| stamp::str_of(s, "id") == sid) {
             allocator::release(tx, &ipam_ref(s)?, ip).await?;
         } else {
-            tx.alloc_delete(stamp::str_of(port, "network_id"), &ip.to_string())
-                .await?;
+            tx.alloc_delete(stamp::str_of(port, "network_id"), &ip.to_string()).await?;
         }
     }
     Ok(())
@@ -332,8 +293,7 @@ pub(crate) async fn remove(core: &Core, tx: &mut Tx, out: &mut Outbox, port: &Ma
     let subnets = tx.list(&SUBNETS, &[("network_id", vec![net])]).await?;
     release_all(tx, &subnets, port).await?;
     tx.delete(&PORTS, stamp::str_of(port, "id")).await?;
-    core.quota_release(tx, stamp::str_of(port, "project_id"), "port", 1)
-        .await?;
+    core.quota_release(tx, stamp::str_of(port, "project_id"), "port", 1).await?;
     out.push("port", Action::Delete, port);
     Ok(())
 }
@@ -349,18 +309,9 @@ pub(crate) async fn drop_subnet_addresses(
     let sid = stamp::str_of(subnet, "id").to_string();
     let r = ipam_ref(subnet)?;
     let mut keep = vec![];
-    for f in port
-        .get("fixed_ips")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-    {
+    for f in port.get("fixed_ips").and_then(Value::as_array).cloned().unwrap_or_default() {
         if f.get("subnet_id").and_then(Value::as_str) == Some(sid.as_str()) {
-            if let Some(ip) = f
-                .get("ip_address")
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse().ok())
-            {
+            if let Some(ip) = f.get("ip_address").and_then(Value::as_str).and_then(|s| s.parse().ok()) {
                 allocator::release(tx, &r, ip).await?;
             }
         } else {
@@ -376,12 +327,7 @@ pub(crate) async fn drop_subnet_addresses(
 }
 
 /// Gives every port on the network an address on a new automatic-address subnet.
-pub(crate) async fn add_auto_addresses(
-    core: &Core,
-    tx: &mut Tx,
-    out: &mut Outbox,
-    subnet: &Map,
-) -> Result<()> {
+pub(crate) async fn add_auto_addresses(core: &Core, tx: &mut Tx, out: &mut Outbox, subnet: &Map) -> Result<()> {
     let net = stamp::str_of(subnet, "network_id").to_string();
     let r = ipam_ref(subnet)?;
     let IpNet::V6(prefix) = r.cidr else {
@@ -475,9 +421,7 @@ impl Ports {
             let ip = p.get("ip_address").and_then(Value::as_str).unwrap_or("");
             let addr = ip.split('/').next().and_then(|a| a.parse::<IpAddr>().ok());
             if addr.is_some_and(|a| a.is_multicast()) {
-                return Err(invalid(format!(
-                    "Multicast address {ip} is not allowed in allowed address pairs"
-                )));
+                return Err(invalid(format!("Multicast address {ip} is not allowed in allowed address pairs")));
             }
             if let Some(o) = p.as_object_mut() {
                 o.entry("mac_address").or_insert_with(|| json!(mac));
@@ -487,44 +431,23 @@ impl Ports {
         Ok(Value::Array(out))
     }
 
-    async fn create_one(
-        &self,
-        ctx: &Context,
-        tx: &mut Tx,
-        out: &mut Outbox,
-        req: Map,
-    ) -> Result<Map> {
+    async fn create_one(&self, ctx: &Context, tx: &mut Tx, out: &mut Outbox, req: Map) -> Result<Map> {
         let core = &self.0;
         let net_id = stamp::str_of(&req, "network_id").to_string();
-        let network = tx
-            .get_shared(&NETWORKS, &net_id)
-            .await?
-            .ok_or_else(|| Ml2Error::NetworkNotFound(net_id.clone()))?;
+        let network =
+            tx.get_shared(&NETWORKS, &net_id).await?.ok_or_else(|| Ml2Error::NetworkNotFound(net_id.clone()))?;
         let project = crate::opt_str(&req, "project_id").unwrap_or_default();
         let owner = stamp::str_of(&req, "device_owner").to_string();
         let id = neutrino_lib::new_id();
         let port_security = req
             .get("port_security_enabled")
             .and_then(Value::as_bool)
-            .unwrap_or_else(|| {
-                network
-                    .get("port_security_enabled")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(true)
-            });
-        let sgs = self
-            .security_groups(ctx, tx, out, &req, &project, port_security)
-            .await?;
-        let given_mac = req
-            .get("mac_address")
-            .and_then(Value::as_str)
-            .map(String::from);
+            .unwrap_or_else(|| network.get("port_security_enabled").and_then(Value::as_bool).unwrap_or(true));
+        let sgs = self.security_groups(ctx, tx, out, &req, &project, port_security).await?;
+        let given_mac = req.get("mac_address").and_then(Value::as_str).map(String::from);
         let mut mac = given_mac.clone().unwrap_or_else(|| random_mac(core));
-        let aap = self.check_address_pairs(
-            req.get("allowed_address_pairs").unwrap_or(&json!([])),
-            port_security,
-            &mac,
-        )?;
+        let aap =
+            self.check_address_pairs(req.get("allowed_address_pairs").unwrap_or(&json!([])), port_security, &mac)?;
         let mut doc = Map::new();
         doc.insert("id".into(), json!(id));
         for k in [
@@ -563,9 +486,7 @@ impl Ports {
         if let Some(Value::Array(tags)) = req.get("tags") {
             doc.insert("tags".into(), Value::Array(tags.clone()));
         }
-        let subnets = tx
-            .list(&SUBNETS, &[("network_id", vec![net_id.clone()])])
-            .await?;
+        let subnets = tx.list(&SUBNETS, &[("network_id", vec![net_id.clone()])]).await?;
         // Addresses first, then the row (whose unique index checks the MAC),
         // then quota: the contended locks are taken late and held briefly.
         let addressing = Addressing {
@@ -606,32 +527,16 @@ impl Ports {
 
     async fn update_ips(&self, tx: &mut Tx, doc: &Map, new: &[Value]) -> Result<Vec<Value>> {
         let net_id = stamp::str_of(doc, "network_id").to_string();
-        let subnets = tx
-            .list(&SUBNETS, &[("network_id", vec![net_id.clone()])])
-            .await?;
+        let subnets = tx.list(&SUBNETS, &[("network_id", vec![net_id.clone()])]).await?;
         let owner = stamp::str_of(doc, "device_owner").to_string();
         let id = stamp::str_of(doc, "id").to_string();
         let mac = parse_mac(stamp::str_of(doc, "mac_address")).unwrap_or_default();
-        let addressing = Addressing {
-            port_id: &id,
-            mac,
-            owner: &owner,
-            network_id: &net_id,
-            subnets: &subnets,
-        };
+        let addressing = Addressing { port_id: &id, mac, owner: &owner, network_id: &net_id, subnets: &subnets };
         if new.len() > MAX_FIXED_IPS {
             return Err(invalid("Exceeded maximum amount of fixed ips per port."));
         }
-        let original: Vec<Value> = doc
-            .get("fixed_ips")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let ip_of = |v: &Value| {
-            v.get("ip_address")
-                .and_then(Value::as_str)
-                .map(String::from)
-        };
+        let original: Vec<Value> = doc.get("fixed_ips").and_then(Value::as_array).cloned().unwrap_or_default();
+        let ip_of = |v: &Value| v.get("ip_address").and_then(Value::as_str).map(String::from);
         let sub_of = |v: &Value| v.get("subnet_id").and_then(Value::as_str).map(String::from);
         let mut remaining: Vec<Value> = original.clone();
         let mut keep = vec![];
@@ -655,18 +560,14 @@ impl Ports {
         // Addresses on automatic subnets stay unless the port is a router port.
         for o in remaining {
             let sid = sub_of(&o).unwrap_or_default();
-            let auto = subnets
-                .iter()
-                .find(|s| stamp::str_of(s, "id") == sid)
-                .is_some_and(is_auto_address);
+            let auto = subnets.iter().find(|s| stamp::str_of(s, "id") == sid).is_some_and(is_auto_address);
             if auto && !is_router_owner(&owner) {
                 keep.push(o);
                 continue;
             }
-            if let (Some(s), Some(ip)) = (
-                subnets.iter().find(|s| stamp::str_of(s, "id") == sid),
-                ip_of(&o).and_then(|x| x.parse().ok()),
-            ) {
+            if let (Some(s), Some(ip)) =
+                (subnets.iter().find(|s| stamp::str_of(s, "id") == sid), ip_of(&o).and_then(|x| x.parse().ok()))
+            {
                 allocator::release(tx, &ipam_ref(s)?, ip).await?;
             }
         }
@@ -695,19 +596,12 @@ impl Ports {
                 };
                 if let (Some(a), Ok(n)) = (ip, stamp::str_of(s, "cidr").parse::<IpNet>()) {
                     if !n.contains(&a) {
-                        return Err(Ml2Error::Ipam(
-                            neutrino_ipam::IpamError::InvalidIpForSubnet { ip: a.to_string() },
-                        ));
+                        return Err(Ml2Error::Ipam(neutrino_ipam::IpamError::InvalidIpForSubnet { ip: a.to_string() }));
                     }
                 }
                 plan.push((s, ip));
             }
-            addressing
-                .lock_pools(
-                    tx,
-                    plan.iter().map(|(s, _)| stamp::str_of(s, "id").to_string()),
-                )
-                .await?;
+            addressing.lock_pools(tx, plan.iter().map(|(s, _)| stamp::str_of(s, "id").to_string())).await?;
             for (s, ip) in plan {
                 out.push(addressing.one(tx, s, ip).await?);
             }
@@ -749,8 +643,7 @@ impl ResourcePlugin for Ports {
 
     async fn get(&self, ctx: &Context, id: &str) -> std::result::Result<Map, Fault> {
         let p = self.0.store.get(&PORTS, id).await.map_err(Ml2Error::from)?;
-        Ok(p.filter(|p| ctx.sees(p))
-            .ok_or_else(|| Ml2Error::PortNotFound(id.into()))?)
+        Ok(p.filter(|p| ctx.sees(p)).ok_or_else(|| Ml2Error::PortNotFound(id.into()))?)
     }
 
     async fn list(&self, ctx: &Context, hint: &ListHint) -> std::result::Result<Vec<Map>, Fault> {
@@ -773,21 +666,11 @@ impl ResourcePlugin for Ports {
                 }
             }
             if !exact.is_empty() || !substr.is_empty() {
-                let ids = self
-                    .0
-                    .store
-                    .alloc_ports_matching(&exact, &substr)
-                    .await
-                    .map_err(Ml2Error::from)?;
+                let ids = self.0.store.alloc_ports_matching(&exact, &substr).await.map_err(Ml2Error::from)?;
                 filter.push(("id", ids));
             }
         }
-        let mut ports = self
-            .0
-            .store
-            .list(&PORTS, &filter)
-            .await
-            .map_err(Ml2Error::from)?;
+        let mut ports = self.0.store.list(&PORTS, &filter).await.map_err(Ml2Error::from)?;
         ports.retain(|p| ctx.sees(p));
         Ok(ports)
     }
@@ -801,11 +684,8 @@ impl ResourcePlugin for Ports {
     ) -> std::result::Result<Map, Fault> {
         let core = &self.0;
         let mut tx = core.store.begin().await.map_err(Ml2Error::from)?;
-        let mut doc = tx
-            .get(&PORTS, id)
-            .await
-            .map_err(Ml2Error::from)?
-            .ok_or_else(|| Ml2Error::PortNotFound(id.into()))?;
+        let mut doc =
+            tx.get(&PORTS, id).await.map_err(Ml2Error::from)?.ok_or_else(|| Ml2Error::PortNotFound(id.into()))?;
         stamp::check_if_match(&doc, if_match)?;
         let mut out = Outbox::default();
         let mut changes = changes;
@@ -817,19 +697,10 @@ impl ResourcePlugin for Ports {
             let project = stamp::str_of(&doc, "project_id").to_string();
             let mut req = Map::new();
             req.insert("security_groups".into(), sgs);
-            req.insert(
-                "device_owner".into(),
-                json!(stamp::str_of(&doc, "device_owner")),
-            );
-            let v = self
-                .security_groups(ctx, &mut tx, &mut out, &req, &project, port_security)
-                .await?;
+            req.insert("device_owner".into(), json!(stamp::str_of(&doc, "device_owner")));
+            let v = self.security_groups(ctx, &mut tx, &mut out, &req, &project, port_security).await?;
             changes.insert("security_groups".into(), v);
-        } else if !port_security
-            && doc
-                .get("security_groups")
-                .and_then(Value::as_array)
-                .is_some_and(|a| !a.is_empty())
+        } else if !port_security && doc.get("security_groups").and_then(Value::as_array).is_some_and(|a| !a.is_empty())
         {
             return Err(Fault::conflict(
                 "PortSecurityPortHasSecurityGroup",
@@ -839,14 +710,8 @@ impl ResourcePlugin for Ports {
         let aap_now = changes
             .get("allowed_address_pairs")
             .cloned()
-            .unwrap_or_else(|| {
-                doc.get("allowed_address_pairs")
-                    .cloned()
-                    .unwrap_or(json!([]))
-            });
-        if changes.contains_key("allowed_address_pairs")
-            || changes.contains_key("port_security_enabled")
-        {
+            .unwrap_or_else(|| doc.get("allowed_address_pairs").cloned().unwrap_or(json!([])));
+        if changes.contains_key("allowed_address_pairs") || changes.contains_key("port_security_enabled") {
             let mac = changes
                 .get("mac_address")
                 .and_then(Value::as_str)
@@ -861,25 +726,15 @@ impl ResourcePlugin for Ports {
                 None => random_mac(core), // port-mac-address-regenerate
             };
             if new_mac != stamp::str_of(&doc, "mac_address") {
-                if !stamp::str_of(&doc, "binding:host_id").is_empty()
-                    && stamp::str_of(&doc, "status") == "ACTIVE"
-                {
+                if !stamp::str_of(&doc, "binding:host_id").is_empty() && stamp::str_of(&doc, "status") == "ACTIVE" {
                     return Err(Fault::conflict(
                         "PortBound",
-                        format!(
-                            "Unable to complete operation on port {id}, port is already bound."
-                        ),
+                        format!("Unable to complete operation on port {id}, port is already bound."),
                     ));
                 }
                 let net = stamp::str_of(&doc, "network_id").to_string();
                 let used = tx
-                    .list(
-                        &PORTS,
-                        &[
-                            ("network_id", vec![net.clone()]),
-                            ("mac_address", vec![new_mac.clone()]),
-                        ],
-                    )
+                    .list(&PORTS, &[("network_id", vec![net.clone()]), ("mac_address", vec![new_mac.clone()])])
                     .await
                     .map_err(Ml2Error::from)?;
                 if !used.is_empty() {
@@ -914,27 +769,14 @@ impl ResourcePlugin for Ports {
         Ok(doc)
     }
 
-    async fn delete(
-        &self,
-        _ctx: &Context,
-        id: &str,
-        if_match: Option<i64>,
-    ) -> std::result::Result<(), Fault> {
+    async fn delete(&self, _ctx: &Context, id: &str, if_match: Option<i64>) -> std::result::Result<(), Fault> {
         let core = &self.0;
         let mut tx = core.store.begin().await.map_err(Ml2Error::from)?;
-        let doc = tx
-            .get(&PORTS, id)
-            .await
-            .map_err(Ml2Error::from)?
-            .ok_or_else(|| Ml2Error::PortNotFound(id.into()))?;
+        let doc = tx.get(&PORTS, id).await.map_err(Ml2Error::from)?.ok_or_else(|| Ml2Error::PortNotFound(id.into()))?;
         stamp::check_if_match(&doc, if_match)?;
         let owner = stamp::str_of(&doc, "device_owner");
         if is_l3_owner(owner)
-            && tx
-                .peek(&ROUTERS, stamp::str_of(&doc, "device_id"))
-                .await
-                .map_err(Ml2Error::from)?
-                .is_some()
+            && tx.peek(&ROUTERS, stamp::str_of(&doc, "device_id")).await.map_err(Ml2Error::from)?.is_some()
         {
             return Err(Fault::conflict(
                 "L3PortInUse",
@@ -947,22 +789,8 @@ impl ResourcePlugin for Ports {
         Ok(())
     }
 
-    async fn set_tags(
-        &self,
-        _ctx: &Context,
-        id: &str,
-        tags: Vec<String>,
-    ) -> std::result::Result<Vec<String>, Fault> {
-        Ok(self
-            .0
-            .set_tags(
-                &PORTS,
-                "port",
-                || Ml2Error::PortNotFound(id.into()),
-                id,
-                tags,
-            )
-            .await?)
+    async fn set_tags(&self, _ctx: &Context, id: &str, tags: Vec<String>) -> std::result::Result<Vec<String>, Fault> {
+        Ok(self.0.set_tags(&PORTS, "port", || Ml2Error::PortNotFound(id.into()), id, tags).await?)
     }
 
     fn extensions(&self) -> &'static [&'static str] {

@@ -19,13 +19,7 @@ pub struct Quotas(pub Arc<Core>);
 impl Quotas {
     async fn limits(&self, project: &str) -> Result<BTreeMap<String, i64>, Fault> {
         let mut out = self.0.cfg.quota_defaults.clone();
-        for (r, l) in self
-            .0
-            .store
-            .quota_limits(project)
-            .await
-            .map_err(Ml2Error::from)?
-        {
+        for (r, l) in self.0.store.quota_limits(project).await.map_err(Ml2Error::from)? {
             out.insert(r, l);
         }
         Ok(out)
@@ -49,11 +43,7 @@ impl ResourcePlugin for Quotas {
     }
 
     async fn create(&self, _ctx: &Context, _items: Vec<Map>) -> Result<Vec<Map>, Fault> {
-        Err(Fault::new(
-            405,
-            "HTTPMethodNotAllowed",
-            "The method POST is not allowed for quotas.",
-        ))
+        Err(Fault::new(405, "HTTPMethodNotAllowed", "The method POST is not allowed for quotas."))
     }
 
     async fn get(&self, ctx: &Context, id: &str) -> Result<Map, Fault> {
@@ -68,41 +58,18 @@ impl ResourcePlugin for Quotas {
             return Err(Fault::policy("get_quota"));
         }
         let mut out = vec![];
-        for p in self
-            .0
-            .store
-            .quota_projects()
-            .await
-            .map_err(Ml2Error::from)?
-        {
+        for p in self.0.store.quota_projects().await.map_err(Ml2Error::from)? {
             out.push(self.show(&p).await?);
         }
         Ok(out)
     }
 
-    async fn update(
-        &self,
-        _ctx: &Context,
-        id: &str,
-        changes: Map,
-        _if_match: Option<i64>,
-    ) -> Result<Map, Fault> {
+    async fn update(&self, _ctx: &Context, id: &str, changes: Map, _if_match: Option<i64>) -> Result<Map, Fault> {
         let core = &self.0;
-        let check = changes
-            .get("check_limit")
-            .and_then(Value::as_bool)
-            .unwrap_or(true)
-            && !changes
-                .get("force")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-        let usage: BTreeMap<String, i64> = core
-            .store
-            .quota_usages(id)
-            .await
-            .map_err(Ml2Error::from)?
-            .into_iter()
-            .collect();
+        let check = changes.get("check_limit").and_then(Value::as_bool).unwrap_or(true)
+            && !changes.get("force").and_then(Value::as_bool).unwrap_or(false);
+        let usage: BTreeMap<String, i64> =
+            core.store.quota_usages(id).await.map_err(Ml2Error::from)?.into_iter().collect();
         let mut tx = core.store.begin().await.map_err(Ml2Error::from)?;
         for (k, v) in &changes {
             if k == "check_limit" || k == "force" || k == "project_id" || k == "tenant_id" {
@@ -143,14 +110,8 @@ impl ResourcePlugin for Quotas {
         }
         match (method, rest) {
             ("GET", ["details"]) => {
-                let usage: BTreeMap<String, i64> = self
-                    .0
-                    .store
-                    .quota_usages(id)
-                    .await
-                    .map_err(Ml2Error::from)?
-                    .into_iter()
-                    .collect();
+                let usage: BTreeMap<String, i64> =
+                    self.0.store.quota_usages(id).await.map_err(Ml2Error::from)?.into_iter().collect();
                 let mut m = Map::new();
                 for (r, l) in self.limits(id).await? {
                     let used = usage.get(&r).copied().unwrap_or(0);
@@ -172,11 +133,6 @@ impl ResourcePlugin for Quotas {
     }
 
     fn extensions(&self) -> &'static [&'static str] {
-        &[
-            "quotas",
-            "quota_details",
-            "quota-check-limit",
-            "quota-check-limit-default",
-        ]
+        &["quotas", "quota_details", "quota-check-limit", "quota-check-limit-default"]
     }
 }

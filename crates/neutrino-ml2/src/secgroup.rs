@@ -73,30 +73,20 @@ async fn insert_group(tx: &mut Tx, out: &mut Outbox, mut sg: Map, default: bool)
     }
     tx.insert(&SECURITY_GROUPS, &sg).await?;
     out.push("security_group", Action::Create, &sg);
-    sg.insert(
-        "security_group_rules".into(),
-        Value::Array(rules.into_iter().map(Value::Object).collect()),
-    );
+    sg.insert("security_group_rules".into(), Value::Array(rules.into_iter().map(Value::Object).collect()));
     Ok(sg)
 }
 
 /// The project's default group, created on first use (once, also when
 /// several requests race for it).
-pub async fn ensure_default(
-    _core: &Core,
-    tx: &mut Tx,
-    out: &mut Outbox,
-    project: &str,
-) -> Result<String> {
+pub async fn ensure_default(_core: &Core, tx: &mut Tx, out: &mut Outbox, project: &str) -> Result<String> {
     if let Some(id) = default_group(tx, project).await? {
         return Ok(id);
     }
     let id = neutrino_lib::new_id();
     if !tx.claim_default_security_group(project, &id).await? {
         // Somebody else created it meanwhile.
-        return default_group(tx, project)
-            .await?
-            .ok_or_else(|| Ml2Error::SecurityGroupNotFound("default".into()));
+        return default_group(tx, project).await?.ok_or_else(|| Ml2Error::SecurityGroupNotFound("default".into()));
     }
     let mut sg = json!({"id": id, "name": "default", "description": "Default security group", "stateful": true, "shared": false})
         .as_object()
@@ -111,22 +101,12 @@ async fn with_rules(core: &Core, mut groups: Vec<Map>) -> Result<Vec<Map>> {
     if groups.is_empty() {
         return Ok(groups);
     }
-    let ids: Vec<String> = groups
-        .iter()
-        .map(|g| stamp::str_of(g, "id").to_string())
-        .collect();
-    let rules = core
-        .store
-        .list(&SECURITY_GROUP_RULES, &[("security_group_id", ids)])
-        .await?;
+    let ids: Vec<String> = groups.iter().map(|g| stamp::str_of(g, "id").to_string()).collect();
+    let rules = core.store.list(&SECURITY_GROUP_RULES, &[("security_group_id", ids)]).await?;
     for g in groups.iter_mut() {
         let id = stamp::str_of(g, "id").to_string();
-        let mine: Vec<Value> = rules
-            .iter()
-            .filter(|r| stamp::str_of(r, "security_group_id") == id)
-            .cloned()
-            .map(Value::Object)
-            .collect();
+        let mine: Vec<Value> =
+            rules.iter().filter(|r| stamp::str_of(r, "security_group_id") == id).cloned().map(Value::Object).collect();
         g.insert("security_group_rules".into(), Value::Array(mine));
     }
     Ok(groups)
@@ -138,11 +118,7 @@ impl ResourcePlugin for SecurityGroups {
         &SECURITY_GROUP
     }
 
-    async fn create(
-        &self,
-        _ctx: &Context,
-        items: Vec<Map>,
-    ) -> std::result::Result<Vec<Map>, Fault> {
+    async fn create(&self, _ctx: &Context, items: Vec<Map>) -> std::result::Result<Vec<Map>, Fault> {
         let core = &self.0;
         let mut tx = core.store.begin().await.map_err(Ml2Error::from)?;
         let mut out = Outbox::default();
@@ -158,8 +134,7 @@ impl ResourcePlugin for SecurityGroups {
             }
             sg.insert("shared".into(), json!(false));
             stamp::created(&mut sg, &project, true, true);
-            core.quota_take(&mut tx, &project, "security_group", 1)
-                .await?;
+            core.quota_take(&mut tx, &project, "security_group", 1).await?;
             docs.push(insert_group(&mut tx, &mut out, sg, false).await?);
         }
         core.commit(tx, out).await?;
@@ -167,12 +142,7 @@ impl ResourcePlugin for SecurityGroups {
     }
 
     async fn get(&self, ctx: &Context, id: &str) -> std::result::Result<Map, Fault> {
-        let g = self
-            .0
-            .store
-            .get(&SECURITY_GROUPS, id)
-            .await
-            .map_err(Ml2Error::from)?;
+        let g = self.0.store.get(&SECURITY_GROUPS, id).await.map_err(Ml2Error::from)?;
         let g = g
             .filter(|g| ctx.sees(g) || stamp::bool_of(g, "shared"))
             .ok_or_else(|| Ml2Error::SecurityGroupNotFound(id.into()))?;
@@ -213,10 +183,7 @@ impl ResourcePlugin for SecurityGroups {
             .map_err(Ml2Error::from)?
             .ok_or_else(|| Ml2Error::SecurityGroupNotFound(id.into()))?;
         stamp::check_if_match(&sg, if_match)?;
-        if stamp::str_of(&sg, "name") == "default"
-            && changes
-                .get("name")
-                .is_some_and(|n| n.as_str() != Some("default"))
+        if stamp::str_of(&sg, "name") == "default" && changes.get("name").is_some_and(|n| n.as_str() != Some("default"))
         {
             return Err(Ml2Error::SecurityGroupCannotUpdateDefault.into());
         }
@@ -228,11 +195,7 @@ impl ResourcePlugin for SecurityGroups {
                         .and_then(Value::as_array)
                         .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(id)))
                 }) {
-                    return Err(Ml2Error::SecurityGroupInUse {
-                        id: id.into(),
-                        reason: "in use".into(),
-                    }
-                    .into());
+                    return Err(Ml2Error::SecurityGroupInUse { id: id.into(), reason: "in use".into() }.into());
                 }
             }
         }
@@ -240,21 +203,14 @@ impl ResourcePlugin for SecurityGroups {
             sg.insert(k, v);
         }
         stamp::changed(&mut sg);
-        tx.update(&SECURITY_GROUPS, &sg)
-            .await
-            .map_err(Ml2Error::from)?;
+        tx.update(&SECURITY_GROUPS, &sg).await.map_err(Ml2Error::from)?;
         let mut out = Outbox::default();
         out.push("security_group", Action::Update, &sg);
         core.commit(tx, out).await?;
         Ok(with_rules(core, vec![sg]).await?.remove(0))
     }
 
-    async fn delete(
-        &self,
-        ctx: &Context,
-        id: &str,
-        if_match: Option<i64>,
-    ) -> std::result::Result<(), Fault> {
+    async fn delete(&self, ctx: &Context, id: &str, if_match: Option<i64>) -> std::result::Result<(), Fault> {
         let core = &self.0;
         let mut tx = core.store.begin().await.map_err(Ml2Error::from)?;
         let sg = tx
@@ -270,71 +226,39 @@ impl ResourcePlugin for SecurityGroups {
         }
         let ports = tx.list(&PORTS, &[]).await.map_err(Ml2Error::from)?;
         if ports.iter().any(|p| {
-            p.get("security_groups")
-                .and_then(Value::as_array)
-                .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(id)))
+            p.get("security_groups").and_then(Value::as_array).is_some_and(|a| a.iter().any(|x| x.as_str() == Some(id)))
         }) {
-            return Err(Ml2Error::SecurityGroupInUse {
-                id: id.into(),
-                reason: "in use".into(),
-            }
-            .into());
+            return Err(Ml2Error::SecurityGroupInUse { id: id.into(), reason: "in use".into() }.into());
         }
         let mut out = Outbox::default();
         let own = tx
-            .list(
-                &SECURITY_GROUP_RULES,
-                &[("security_group_id", vec![id.to_string()])],
-            )
+            .list(&SECURITY_GROUP_RULES, &[("security_group_id", vec![id.to_string()])])
             .await
             .map_err(Ml2Error::from)?;
         let referring = tx
-            .list(
-                &SECURITY_GROUP_RULES,
-                &[("remote_group_id", vec![id.to_string()])],
-            )
+            .list(&SECURITY_GROUP_RULES, &[("remote_group_id", vec![id.to_string()])])
             .await
             .map_err(Ml2Error::from)?;
         for r in own.iter().chain(referring.iter()) {
-            if tx
-                .delete(&SECURITY_GROUP_RULES, stamp::str_of(r, "id"))
-                .await
-                .map_err(Ml2Error::from)?
-            {
+            if tx.delete(&SECURITY_GROUP_RULES, stamp::str_of(r, "id")).await.map_err(Ml2Error::from)? {
                 out.push("security_group_rule", Action::Delete, r);
             }
         }
-        tx.delete(&SECURITY_GROUPS, id)
-            .await
-            .map_err(Ml2Error::from)?;
+        tx.delete(&SECURITY_GROUPS, id).await.map_err(Ml2Error::from)?;
         if is_default {
-            tx.release_default_security_group(&project)
-                .await
-                .map_err(Ml2Error::from)?;
+            tx.release_default_security_group(&project).await.map_err(Ml2Error::from)?;
         } else {
-            core.quota_release(&mut tx, &project, "security_group", 1)
-                .await?;
+            core.quota_release(&mut tx, &project, "security_group", 1).await?;
         }
         out.push("security_group", Action::Delete, &sg);
         core.commit(tx, out).await?;
         Ok(())
     }
 
-    async fn set_tags(
-        &self,
-        _ctx: &Context,
-        id: &str,
-        tags: Vec<String>,
-    ) -> std::result::Result<Vec<String>, Fault> {
+    async fn set_tags(&self, _ctx: &Context, id: &str, tags: Vec<String>) -> std::result::Result<Vec<String>, Fault> {
         Ok(self
             .0
-            .set_tags(
-                &SECURITY_GROUPS,
-                "security_group",
-                || Ml2Error::SecurityGroupNotFound(id.into()),
-                id,
-                tags,
-            )
+            .set_tags(&SECURITY_GROUPS, "security_group", || Ml2Error::SecurityGroupNotFound(id.into()), id, tags)
             .await?)
     }
 
@@ -364,10 +288,7 @@ fn proto_key(p: Option<&str>, ethertype: &str) -> Option<(String, String)> {
         let name = if *n == "icmpv6" { "ipv6-icmp" } else { n };
         return Some((name.to_string(), num.to_string()));
     }
-    if let Some((n, _)) = PROTOCOLS
-        .iter()
-        .find(|(n, num)| num.to_string() == p && *n != "hopopt" && *n != "icmpv6")
-    {
+    if let Some((n, _)) = PROTOCOLS.iter().find(|(n, num)| num.to_string() == p && *n != "hopopt" && *n != "icmpv6") {
         return Some((n.to_string(), p));
     }
     Some((p.clone(), p))
@@ -380,14 +301,10 @@ fn invalid_for(kind: &'static str, msg: String) -> Ml2Error {
 /// Validates and completes a rule request (Neutron's checks, in its order).
 fn validate_rule(r: &mut Map) -> Result<()> {
     let ethertype = stamp::str_of(r, "ethertype").to_string();
-    let remotes = [
-        "remote_ip_prefix",
-        "remote_group_id",
-        "remote_address_group_id",
-    ]
-    .iter()
-    .filter(|k| r.get(**k).is_some_and(|v| !v.is_null()))
-    .count();
+    let remotes = ["remote_ip_prefix", "remote_group_id", "remote_address_group_id"]
+        .iter()
+        .filter(|k| r.get(**k).is_some_and(|v| !v.is_null()))
+        .count();
     if remotes > 1 {
         return Err(invalid_for(
             "SecurityGroupMultipleRemoteEntites",
@@ -441,10 +358,7 @@ fn validate_rule(r: &mut Map) -> Result<()> {
         let key = proto_key(Some(p), &ethertype).unwrap_or_default();
         if PORT_PROTOCOLS.contains(&key.0.as_str()) || PORT_PROTOCOLS.contains(&key.1.as_str()) {
             if min == Some(0) || max == Some(0) {
-                return Err(invalid_for(
-                    "SecurityGroupInvalidPortValue",
-                    "Invalid value for port 0".into(),
-                ));
+                return Err(invalid_for("SecurityGroupInvalidPortValue", "Invalid value for port 0".into()));
             }
             match (min, max) {
                 (Some(a), Some(b)) if a <= b => {}
@@ -459,22 +373,13 @@ fn validate_rule(r: &mut Map) -> Result<()> {
                 r.insert("port_range_min".into(), Value::Null);
                 r.insert("port_range_max".into(), Value::Null);
             }
-        } else if ICMP_PROTOCOLS.contains(&key.0.as_str())
-            || key.1 == "58"
-            || key.1 == "1"
-            || key.0 == "ipv6-icmp"
-        {
-            for (v, attr, field) in [
-                (min, "port_range_min", "type"),
-                (max, "port_range_max", "code"),
-            ] {
+        } else if ICMP_PROTOCOLS.contains(&key.0.as_str()) || key.1 == "58" || key.1 == "1" || key.0 == "ipv6-icmp" {
+            for (v, attr, field) in [(min, "port_range_min", "type"), (max, "port_range_max", "code")] {
                 if let Some(v) = v {
                     if !(0..=255).contains(&v) {
                         return Err(invalid_for(
                             "SecurityGroupInvalidIcmpValue",
-                            format!(
-                                "Invalid value for ICMP {field} ({attr}) {v}. It must be 0 to 255."
-                            ),
+                            format!("Invalid value for ICMP {field} ({attr}) {v}. It must be 0 to 255."),
                         ));
                     }
                 }
@@ -482,7 +387,10 @@ fn validate_rule(r: &mut Map) -> Result<()> {
             if min.is_none() && max.is_some() {
                 return Err(invalid_for(
                     "SecurityGroupMissingIcmpType",
-                    format!("ICMP code (port-range-max) {} is provided but ICMP type (port-range-min) is missing.", max.unwrap_or(0)),
+                    format!(
+                        "ICMP code (port-range-max) {} is provided but ICMP type (port-range-min) is missing.",
+                        max.unwrap_or(0)
+                    ),
                 ));
             }
         } else {
@@ -492,22 +400,11 @@ fn validate_rule(r: &mut Map) -> Result<()> {
             ));
         }
     }
-    if let Some(prefix) = r
-        .get("remote_ip_prefix")
-        .and_then(Value::as_str)
-        .map(String::from)
-    {
-        let net: ipnet::IpNet = prefix.parse().map_err(|_| {
-            invalid_for(
-                "InvalidCIDR",
-                format!("Invalid CIDR {prefix} given as IP prefix."),
-            )
-        })?;
-        let v = if matches!(net, ipnet::IpNet::V4(_)) {
-            "IPv4"
-        } else {
-            "IPv6"
-        };
+    if let Some(prefix) = r.get("remote_ip_prefix").and_then(Value::as_str).map(String::from) {
+        let net: ipnet::IpNet = prefix
+            .parse()
+            .map_err(|_| invalid_for("InvalidCIDR", format!("Invalid CIDR {prefix} given as IP prefix.")))?;
+        let v = if matches!(net, ipnet::IpNet::V4(_)) { "IPv4" } else { "IPv6" };
         if v != ethertype {
             return Err(invalid_for(
                 "SecurityGroupRuleParameterConflict",
@@ -531,10 +428,7 @@ fn rule_key(r: &Map) -> String {
     };
     let prefix = match r.get("remote_ip_prefix").and_then(Value::as_str) {
         None | Some("0.0.0.0/0") | Some("::/0") => "+".to_string(),
-        Some(p) => p
-            .parse::<ipnet::IpNet>()
-            .map(|n| n.trunc().to_string())
-            .unwrap_or_else(|_| p.to_string()),
+        Some(p) => p.parse::<ipnet::IpNet>().map(|n| n.trunc().to_string()).unwrap_or_else(|_| p.to_string()),
     };
     let proto = match proto_key(r.get("protocol").and_then(Value::as_str), et) {
         None => "+".to_string(),
@@ -576,25 +470,12 @@ impl ResourcePlugin for SecurityGroupRules {
             if !ctx.is_admin() && stamp::str_of(&sg, "project_id") != project {
                 return Err(Ml2Error::SecurityGroupNotFound(sg_id).into());
             }
-            if let Some(rg) = r
-                .get("remote_group_id")
-                .and_then(Value::as_str)
-                .map(String::from)
-            {
-                if tx
-                    .peek(&SECURITY_GROUPS, &rg)
-                    .await
-                    .map_err(Ml2Error::from)?
-                    .is_none()
-                {
+            if let Some(rg) = r.get("remote_group_id").and_then(Value::as_str).map(String::from) {
+                if tx.peek(&SECURITY_GROUPS, &rg).await.map_err(Ml2Error::from)?.is_none() {
                     return Err(Ml2Error::SecurityGroupNotFound(rg).into());
                 }
             }
-            if let Some(ag) = r
-                .get("remote_address_group_id")
-                .and_then(Value::as_str)
-                .map(String::from)
-            {
+            if let Some(ag) = r.get("remote_address_group_id").and_then(Value::as_str).map(String::from) {
                 return Err(Fault::not_found(
                     "AddressGroupNotFound",
                     format!("Address group {ag} could not be found."),
@@ -610,34 +491,22 @@ impl ResourcePlugin for SecurityGroupRules {
                 ));
             }
             let existing = tx
-                .list(
-                    &SECURITY_GROUP_RULES,
-                    &[("security_group_id", vec![sg_id.clone()])],
-                )
+                .list(&SECURITY_GROUP_RULES, &[("security_group_id", vec![sg_id.clone()])])
                 .await
                 .map_err(Ml2Error::from)?;
             if let Some(d) = existing.iter().find(|e| rule_key(e) == key) {
-                return Err(
-                    Ml2Error::SecurityGroupRuleExists(stamp::str_of(d, "id").to_string()).into(),
-                );
+                return Err(Ml2Error::SecurityGroupRuleExists(stamp::str_of(d, "id").to_string()).into());
             }
-            let is_default = default_group(&mut tx, stamp::str_of(&sg, "project_id"))
-                .await?
-                .as_deref()
-                == Some(sg_id.as_str());
+            let is_default =
+                default_group(&mut tx, stamp::str_of(&sg, "project_id")).await?.as_deref() == Some(sg_id.as_str());
             r.insert("belongs_to_default_sg".into(), json!(is_default));
             r.entry("description").or_insert(json!(""));
             stamp::created(&mut r, &project, true, false);
-            core.quota_take(&mut tx, &project, "security_group_rule", 1)
-                .await?;
-            tx.insert(&SECURITY_GROUP_RULES, &r)
-                .await
-                .map_err(Ml2Error::from)?;
+            core.quota_take(&mut tx, &project, "security_group_rule", 1).await?;
+            tx.insert(&SECURITY_GROUP_RULES, &r).await.map_err(Ml2Error::from)?;
             let mut sgm = sg.clone();
             stamp::changed(&mut sgm);
-            tx.update(&SECURITY_GROUPS, &sgm)
-                .await
-                .map_err(Ml2Error::from)?;
+            tx.update(&SECURITY_GROUPS, &sgm).await.map_err(Ml2Error::from)?;
             out.push("security_group_rule", Action::Create, &r);
             docs.push(r);
         }
@@ -671,10 +540,7 @@ impl ResourcePlugin for SecurityGroupRules {
         let mut rules = self
             .0
             .store
-            .list(
-                &SECURITY_GROUP_RULES,
-                &crate::pushdown(&SECURITY_GROUP_RULES, hint),
-            )
+            .list(&SECURITY_GROUP_RULES, &crate::pushdown(&SECURITY_GROUP_RULES, hint))
             .await
             .map_err(Ml2Error::from)?;
         if !ctx.is_admin() {
@@ -714,19 +580,12 @@ impl ResourcePlugin for SecurityGroupRules {
             r.insert(k, v);
         }
         stamp::changed(&mut r);
-        tx.update(&SECURITY_GROUP_RULES, &r)
-            .await
-            .map_err(Ml2Error::from)?;
+        tx.update(&SECURITY_GROUP_RULES, &r).await.map_err(Ml2Error::from)?;
         core.commit(tx, Outbox::default()).await?;
         Ok(r)
     }
 
-    async fn delete(
-        &self,
-        _ctx: &Context,
-        id: &str,
-        if_match: Option<i64>,
-    ) -> std::result::Result<(), Fault> {
+    async fn delete(&self, _ctx: &Context, id: &str, if_match: Option<i64>) -> std::result::Result<(), Fault> {
         let core = &self.0;
         let mut tx = core.store.begin().await.map_err(Ml2Error::from)?;
         let r = tx
@@ -735,26 +594,14 @@ impl ResourcePlugin for SecurityGroupRules {
             .map_err(Ml2Error::from)?
             .ok_or_else(|| Ml2Error::SecurityGroupRuleNotFound(id.into()))?;
         stamp::check_if_match(&r, if_match)?;
-        tx.delete(&SECURITY_GROUP_RULES, id)
-            .await
-            .map_err(Ml2Error::from)?;
-        if let Some(mut sg) = tx
-            .get(&SECURITY_GROUPS, stamp::str_of(&r, "security_group_id"))
-            .await
-            .map_err(Ml2Error::from)?
+        tx.delete(&SECURITY_GROUP_RULES, id).await.map_err(Ml2Error::from)?;
+        if let Some(mut sg) =
+            tx.get(&SECURITY_GROUPS, stamp::str_of(&r, "security_group_id")).await.map_err(Ml2Error::from)?
         {
             stamp::changed(&mut sg);
-            tx.update(&SECURITY_GROUPS, &sg)
-                .await
-                .map_err(Ml2Error::from)?;
+            tx.update(&SECURITY_GROUPS, &sg).await.map_err(Ml2Error::from)?;
         }
-        core.quota_release(
-            &mut tx,
-            stamp::str_of(&r, "project_id"),
-            "security_group_rule",
-            1,
-        )
-        .await?;
+        core.quota_release(&mut tx, stamp::str_of(&r, "project_id"), "security_group_rule", 1).await?;
         let mut out = Outbox::default();
         out.push("security_group_rule", Action::Delete, &r);
         core.commit(tx, out).await?;

@@ -34,9 +34,7 @@ pub async fn add(tx: &mut Tx, network: &Map, segs: &[Segment]) -> Result<Vec<Map
 
 /// The segments of a network, in index order.
 pub async fn of_network(tx: &mut Tx, network_id: &str) -> Result<Vec<Map>> {
-    let mut segs = tx
-        .list(&SEGMENTS, &[("network_id", vec![network_id.to_string()])])
-        .await?;
+    let mut segs = tx.list(&SEGMENTS, &[("network_id", vec![network_id.to_string()])]).await?;
     segs.sort_by_key(|s| s.get("segment_index").and_then(Value::as_i64).unwrap_or(0));
     Ok(segs)
 }
@@ -45,10 +43,7 @@ pub async fn of_network(tx: &mut Tx, network_id: &str) -> Result<Vec<Map>> {
 pub fn as_segment(doc: &Map) -> Segment {
     Segment {
         network_type: stamp::str_of(doc, "network_type").to_string(),
-        physical_network: doc
-            .get("physical_network")
-            .and_then(Value::as_str)
-            .map(String::from),
+        physical_network: doc.get("physical_network").and_then(Value::as_str).map(String::from),
         segmentation_id: doc.get("segmentation_id").and_then(Value::as_i64),
     }
 }

@@ -25,35 +25,17 @@ pub struct Subnets(pub Arc<Core>);
 
 /// Is the subnet's IPv6 addressing automatic (SLAAC or DHCPv6-stateless)?
 pub fn is_auto_address(s: &Map) -> bool {
-    let auto = |k: &str| {
-        matches!(
-            s.get(k).and_then(Value::as_str),
-            Some("slaac") | Some("dhcpv6-stateless")
-        )
-    };
+    let auto = |k: &str| matches!(s.get(k).and_then(Value::as_str), Some("slaac") | Some("dhcpv6-stateless"));
     stamp::str_of(s, "cidr").contains(':') && (auto("ipv6_address_mode") || auto("ipv6_ra_mode"))
 }
 
 /// The IPAM view of a subnet document.
 pub fn ipam_ref(s: &Map) -> Result<SubnetRef> {
-    let cidr: IpNet = stamp::str_of(s, "cidr")
-        .parse()
-        .map_err(|_| invalid("corrupt subnet cidr"))?;
+    let cidr: IpNet = stamp::str_of(s, "cidr").parse().map_err(|_| invalid("corrupt subnet cidr"))?;
     let mut ranges = vec![];
-    for p in s
-        .get("allocation_pools")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let a: Option<IpAddr> = p
-            .get("start")
-            .and_then(Value::as_str)
-            .and_then(|x| x.parse().ok());
-        let b: Option<IpAddr> = p
-            .get("end")
-            .and_then(Value::as_str)
-            .and_then(|x| x.parse().ok());
+    for p in s.get("allocation_pools").and_then(Value::as_array).into_iter().flatten() {
+        let a: Option<IpAddr> = p.get("start").and_then(Value::as_str).and_then(|x| x.parse().ok());
+        let b: Option<IpAddr> = p.get("end").and_then(Value::as_str).and_then(|x| x.parse().ok());
         if let (Some(a), Some(b)) = (a, b) {
             ranges.push((to_u128(a), to_u128(b)));
         }
@@ -63,10 +45,7 @@ pub fn ipam_ref(s: &Map) -> Result<SubnetRef> {
         network_id: stamp::str_of(s, "network_id").to_string(),
         cidr,
         pools: ranges,
-        gateway: s
-            .get("gateway_ip")
-            .and_then(Value::as_str)
-            .and_then(|x| x.parse().ok()),
+        gateway: s.get("gateway_ip").and_then(Value::as_str).and_then(|x| x.parse().ok()),
     })
 }
 
@@ -74,28 +53,20 @@ fn parse_pools(v: &Value) -> Vec<(IpAddr, IpAddr)> {
     v.as_array()
         .into_iter()
         .flatten()
-        .filter_map(|p| {
-            Some((
-                p.get("start")?.as_str()?.parse().ok()?,
-                p.get("end")?.as_str()?.parse().ok()?,
-            ))
-        })
+        .filter_map(|p| Some((p.get("start")?.as_str()?.parse().ok()?, p.get("end")?.as_str()?.parse().ok()?)))
         .collect()
 }
 
 fn check_gateway(net: &IpNet, gw: IpAddr) -> Result<()> {
     if version(net) != if gw.is_ipv4() { 4 } else { 6 } {
-        return Err(invalid(format!(
-            "Gateway IP version inconsistent with allocation pool version"
-        )));
+        return Err(invalid(format!("Gateway IP version inconsistent with allocation pool version")));
     }
     if let IpAddr::V6(v6) = gw {
         if v6.segments()[0] & 0xffc0 == 0xfe80 {
             return Ok(()); // IPv6 link-local gateways live outside the subnet
         }
     }
-    let ok = net.contains(&gw)
-        && host_range(net).is_some_and(|(a, b)| a <= to_u128(gw) && to_u128(gw) <= b);
+    let ok = net.contains(&gw) && host_range(net).is_some_and(|(a, b)| a <= to_u128(gw) && to_u128(gw) <= b);
     if !ok {
         return Err(invalid(format!("Gateway is not valid on subnet")));
     }
@@ -141,21 +112,10 @@ fn check_routes_and_dns(core: &Core, ip_version: u8, req: &Map) -> Result<()> {
     Ok(())
 }
 
-fn check_ipv6_modes(
-    ip_version: u8,
-    cidr: &IpNet,
-    ra: Option<&str>,
-    addr: Option<&str>,
-) -> Result<()> {
+fn check_ipv6_modes(ip_version: u8, cidr: &IpNet, ra: Option<&str>, addr: Option<&str>) -> Result<()> {
     if ip_version == 4 && (ra.is_some() || addr.is_some()) {
-        let which = if ra.is_some() {
-            "ipv6_ra_mode"
-        } else {
-            "ipv6_address_mode"
-        };
-        return Err(invalid(format!(
-            "{which} is not valid when ip_version is 4"
-        )));
+        let which = if ra.is_some() { "ipv6_ra_mode" } else { "ipv6_address_mode" };
+        return Err(invalid(format!("{which} is not valid when ip_version is 4")));
     }
     if let (Some(r), Some(a)) = (ra, addr) {
         if r != a {
@@ -194,18 +154,14 @@ impl Subnets {
                     None => {
                         return Err(Ml2Error::BadRequest {
                             resource: "subnets",
-                            msg: "No default subnetpool found for IPv".to_string()
-                                + &ip_version.to_string(),
+                            msg: "No default subnetpool found for IPv".to_string() + &ip_version.to_string(),
                         })
                     }
                 }
             }
             _ => None,
         };
-        let cidr_req: Option<IpNet> = req
-            .get("cidr")
-            .and_then(Value::as_str)
-            .and_then(|c| c.parse().ok());
+        let cidr_req: Option<IpNet> = req.get("cidr").and_then(Value::as_str).and_then(|c| c.parse().ok());
         let Some(pool_id) = pool_id else {
             return match cidr_req {
                 Some(c) => Ok((c, None)),
@@ -215,10 +171,8 @@ impl Subnets {
                 }),
             };
         };
-        let pool = tx
-            .get(&SUBNETPOOLS, &pool_id)
-            .await?
-            .ok_or_else(|| Ml2Error::SubnetPoolNotFound(pool_id.clone()))?;
+        let pool =
+            tx.get(&SUBNETPOOLS, &pool_id).await?.ok_or_else(|| Ml2Error::SubnetPoolNotFound(pool_id.clone()))?;
         if pool.get("ip_version").and_then(Value::as_i64) != Some(ip_version as i64) {
             return Err(invalid(format!(
                 "Cannot allocate IPv{ip_version} subnet from IPv{} subnet pool",
@@ -239,14 +193,9 @@ impl Subnets {
             .chain(net_subnets.iter())
             .filter_map(|s| stamp::str_of(s, "cidr").parse().ok())
             .collect();
-        let minp = pool
-            .get("min_prefixlen")
-            .and_then(Value::as_i64)
-            .unwrap_or(8) as u8;
-        let maxp = pool
-            .get("max_prefixlen")
-            .and_then(Value::as_i64)
-            .unwrap_or(if ip_version == 4 { 32 } else { 128 }) as u8;
+        let minp = pool.get("min_prefixlen").and_then(Value::as_i64).unwrap_or(8) as u8;
+        let maxp =
+            pool.get("max_prefixlen").and_then(Value::as_i64).unwrap_or(if ip_version == 4 { 32 } else { 128 }) as u8;
         let cidr = match cidr_req {
             Some(c) => {
                 if !neutrino_ipam::prefixes::within(&prefixes, &c) {
@@ -291,20 +240,13 @@ impl Subnets {
     async fn create_one(&self, tx: &mut Tx, out: &mut Outbox, req: Map) -> Result<Map> {
         let core = &self.0;
         let net_id = stamp::str_of(&req, "network_id").to_string();
-        let mut network = tx
-            .get(&NETWORKS, &net_id)
-            .await?
-            .ok_or_else(|| Ml2Error::NetworkNotFound(net_id.clone()))?;
+        let mut network = tx.get(&NETWORKS, &net_id).await?.ok_or_else(|| Ml2Error::NetworkNotFound(net_id.clone()))?;
         let ip_version = req.get("ip_version").and_then(Value::as_i64).unwrap_or(4) as u8;
         let project = crate::opt_str(&req, "project_id").unwrap_or_default();
-        let net_subnets = tx
-            .list(&SUBNETS, &[("network_id", vec![net_id.clone()])])
-            .await?;
+        let net_subnets = tx.list(&SUBNETS, &[("network_id", vec![net_id.clone()])]).await?;
         let (cidr, pool_id) = self.pick_cidr(tx, &req, ip_version, &net_subnets).await?;
         if version(&cidr) != ip_version {
-            return Err(invalid(format!(
-                "Cidr {cidr} does not match the IP version {ip_version}"
-            )));
+            return Err(invalid(format!("Cidr {cidr} does not match the IP version {ip_version}")));
         }
         if cidr.prefix_len() == 0 && ip_version == 4 {
             return Err(invalid(format!("{cidr} is not a valid IP subnet")));
@@ -312,10 +254,7 @@ impl Subnets {
         for s in &net_subnets {
             if let Ok(other) = stamp::str_of(s, "cidr").parse::<IpNet>() {
                 if neutrino_ipam::addr::overlaps(&cidr, &other) {
-                    return Err(Ml2Error::OverlappingCidr {
-                        cidr: cidr.to_string(),
-                        net: net_id.clone(),
-                    });
+                    return Err(Ml2Error::OverlappingCidr { cidr: cidr.to_string(), net: net_id.clone() });
                 }
             }
         }
@@ -326,10 +265,8 @@ impl Subnets {
             None => host_range(&cidr).map(|(a, _)| neutrino_ipam::addr::from_u128(a, ip_version)),
             Some(Value::Null) => None,
             Some(v) => {
-                let gw: IpAddr = v
-                    .as_str()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| invalid("invalid gateway_ip"))?;
+                let gw: IpAddr =
+                    v.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| invalid("invalid gateway_ip"))?;
                 check_gateway(&cidr, gw)?;
                 Some(gw)
             }
@@ -347,59 +284,29 @@ impl Subnets {
             r
         })?;
         if let Some(seg) = req.get("segment_id").and_then(Value::as_str) {
-            let s = tx
-                .get(&SEGMENTS, seg)
-                .await?
-                .ok_or_else(|| Ml2Error::SegmentNotFound(seg.into()))?;
+            let s = tx.get(&SEGMENTS, seg).await?.ok_or_else(|| Ml2Error::SegmentNotFound(seg.into()))?;
             if stamp::str_of(&s, "network_id") != net_id {
-                return Err(invalid(format!(
-                    "Network {net_id} does not contain segment {seg}"
-                )));
+                return Err(invalid(format!("Network {net_id} does not contain segment {seg}")));
             }
         }
-        for k in [
-            "name",
-            "network_id",
-            "enable_dhcp",
-            "description",
-            "segment_id",
-            "dns_publish_fixed_ip",
-        ] {
+        for k in ["name", "network_id", "enable_dhcp", "description", "segment_id", "dns_publish_fixed_ip"] {
             if let Some(v) = req.get(k) {
                 doc.insert(k.into(), v.clone());
             }
         }
         doc.insert("ip_version".into(), json!(ip_version));
         doc.insert("cidr".into(), json!(cidr.to_string()));
-        doc.insert(
-            "gateway_ip".into(),
-            gateway.map(|g| json!(g.to_string())).unwrap_or(Value::Null),
-        );
-        doc.insert(
-            "allocation_pools".into(),
-            pools::to_json(&ranges, ip_version),
-        );
-        doc.insert(
-            "dns_nameservers".into(),
-            req.get("dns_nameservers").cloned().unwrap_or(json!([])),
-        );
-        doc.insert(
-            "host_routes".into(),
-            req.get("host_routes").cloned().unwrap_or(json!([])),
-        );
+        doc.insert("gateway_ip".into(), gateway.map(|g| json!(g.to_string())).unwrap_or(Value::Null));
+        doc.insert("allocation_pools".into(), pools::to_json(&ranges, ip_version));
+        doc.insert("dns_nameservers".into(), req.get("dns_nameservers").cloned().unwrap_or(json!([])));
+        doc.insert("host_routes".into(), req.get("host_routes").cloned().unwrap_or(json!([])));
         doc.insert("ipv6_ra_mode".into(), json!(ra));
         doc.insert("ipv6_address_mode".into(), json!(am));
         doc.insert("subnetpool_id".into(), json!(pool_id));
-        doc.insert(
-            "service_types".into(),
-            req.get("service_types").cloned().unwrap_or(json!([])),
-        );
+        doc.insert("service_types".into(), req.get("service_types").cloned().unwrap_or(json!([])));
         doc.entry("segment_id").or_insert(Value::Null);
         doc.entry("dns_publish_fixed_ip").or_insert(json!(false));
-        doc.insert(
-            "router:external".into(),
-            json!(stamp::bool_of(&network, "router:external")),
-        );
+        doc.insert("router:external".into(), json!(stamp::bool_of(&network, "router:external")));
         stamp::created(&mut doc, &project, true, true);
         core.quota_take(tx, &project, "subnet", 1).await?;
         tx.insert(&SUBNETS, &doc).await?;
@@ -434,8 +341,7 @@ pub(crate) async fn remove(core: &Core, tx: &mut Tx, out: &mut Outbox, s: &Map) 
         tx.update(&NETWORKS, &net).await?;
         out.push("network", Action::Update, &net);
     }
-    core.quota_release(tx, stamp::str_of(s, "project_id"), "subnet", 1)
-        .await?;
+    core.quota_release(tx, stamp::str_of(s, "project_id"), "subnet", 1).await?;
     out.push("subnet", Action::Delete, s);
     Ok(())
 }
@@ -446,11 +352,7 @@ impl ResourcePlugin for Subnets {
         &SUBNET
     }
 
-    async fn create(
-        &self,
-        _ctx: &Context,
-        items: Vec<Map>,
-    ) -> std::result::Result<Vec<Map>, Fault> {
+    async fn create(&self, _ctx: &Context, items: Vec<Map>) -> std::result::Result<Vec<Map>, Fault> {
         let mut tx = self.0.store.begin().await.map_err(Ml2Error::from)?;
         let mut out = Outbox::default();
         let mut docs = vec![];
@@ -470,12 +372,7 @@ impl ResourcePlugin for Subnets {
             .map_err(Ml2Error::from)?
             .ok_or_else(|| Ml2Error::SubnetNotFound(id.into()))?;
         if !ctx.sees(&s) {
-            let net = self
-                .0
-                .store
-                .get(&NETWORKS, stamp::str_of(&s, "network_id"))
-                .await
-                .map_err(Ml2Error::from)?;
+            let net = self.0.store.get(&NETWORKS, stamp::str_of(&s, "network_id")).await.map_err(Ml2Error::from)?;
             if !net.is_some_and(|n| crate::network::visible(ctx, &n)) {
                 return Err(Ml2Error::SubnetNotFound(id.into()).into());
             }
@@ -486,12 +383,7 @@ impl ResourcePlugin for Subnets {
     async fn list(&self, ctx: &Context, hint: &ListHint) -> std::result::Result<Vec<Map>, Fault> {
         let mut h = hint.clone();
         h.projects = None; // subnets of shared networks are visible
-        let mut subnets = self
-            .0
-            .store
-            .list(&SUBNETS, &crate::pushdown(&SUBNETS, &h))
-            .await
-            .map_err(Ml2Error::from)?;
+        let mut subnets = self.0.store.list(&SUBNETS, &crate::pushdown(&SUBNETS, &h)).await.map_err(Ml2Error::from)?;
         if !ctx.is_admin() {
             let shared: std::collections::HashSet<String> = self
                 .0
@@ -517,11 +409,8 @@ impl ResourcePlugin for Subnets {
     ) -> std::result::Result<Map, Fault> {
         let core = &self.0;
         let mut tx = core.store.begin().await.map_err(Ml2Error::from)?;
-        let mut doc = tx
-            .get(&SUBNETS, id)
-            .await
-            .map_err(Ml2Error::from)?
-            .ok_or_else(|| Ml2Error::SubnetNotFound(id.into()))?;
+        let mut doc =
+            tx.get(&SUBNETS, id).await.map_err(Ml2Error::from)?.ok_or_else(|| Ml2Error::SubnetNotFound(id.into()))?;
         stamp::check_if_match(&doc, if_match)?;
         let sref = ipam_ref(&doc)?;
         let ipv = version(&sref.cidr);
@@ -538,14 +427,15 @@ impl ResourcePlugin for Subnets {
                     .ok_or_else(|| Ml2Error::from(invalid("invalid gateway_ip")))?;
                 check_gateway(&sref.cidr, gw)?;
                 if Some(gw) != sref.gateway {
-                    if let Some(holder) = tx
-                        .alloc_holder(&sref.network_id, &gw.to_string())
-                        .await
-                        .map_err(Ml2Error::from)?
+                    if let Some(holder) =
+                        tx.alloc_holder(&sref.network_id, &gw.to_string()).await.map_err(Ml2Error::from)?
                     {
                         return Err(Fault::conflict(
                             "GatewayIpInUse",
-                            format!("Current gateway ip {gw} already in use by port {}. Unable to update.", holder.port_id),
+                            format!(
+                                "Current gateway ip {gw} already in use by port {}. Unable to update.",
+                                holder.port_id
+                            ),
                         ));
                     }
                 }
@@ -587,17 +477,12 @@ impl ResourcePlugin for Subnets {
                 }
             }
         }
-        doc.insert(
-            "gateway_ip".into(),
-            gateway.map(|g| json!(g.to_string())).unwrap_or(Value::Null),
-        );
+        doc.insert("gateway_ip".into(), gateway.map(|g| json!(g.to_string())).unwrap_or(Value::Null));
         doc.insert("allocation_pools".into(), pools::to_json(&ranges, ipv));
         stamp::changed(&mut doc);
         tx.update(&SUBNETS, &doc).await.map_err(Ml2Error::from)?;
         if pools_changed {
-            allocator::set_pools(&mut tx, &ipam_ref(&doc)?)
-                .await
-                .map_err(Ml2Error::from)?;
+            allocator::set_pools(&mut tx, &ipam_ref(&doc)?).await.map_err(Ml2Error::from)?;
         }
         let mut out = Outbox::default();
         out.push("subnet", Action::Update, &doc);
@@ -605,19 +490,11 @@ impl ResourcePlugin for Subnets {
         Ok(doc)
     }
 
-    async fn delete(
-        &self,
-        _ctx: &Context,
-        id: &str,
-        if_match: Option<i64>,
-    ) -> std::result::Result<(), Fault> {
+    async fn delete(&self, _ctx: &Context, id: &str, if_match: Option<i64>) -> std::result::Result<(), Fault> {
         let core = &self.0;
         let mut tx = core.store.begin().await.map_err(Ml2Error::from)?;
-        let doc = tx
-            .get(&SUBNETS, id)
-            .await
-            .map_err(Ml2Error::from)?
-            .ok_or_else(|| Ml2Error::SubnetNotFound(id.into()))?;
+        let doc =
+            tx.get(&SUBNETS, id).await.map_err(Ml2Error::from)?.ok_or_else(|| Ml2Error::SubnetNotFound(id.into()))?;
         stamp::check_if_match(&doc, if_match)?;
         let mut out = Outbox::default();
         // Ports holding addresses of this subnet: DHCP ports (and any port on
@@ -630,8 +507,8 @@ impl ResourcePlugin for Subnets {
                 continue;
             };
             let owner = stamp::str_of(&port, "device_owner");
-            let router_owned = owner.starts_with("network:router_interface")
-                || owner == "network:ha_router_replicated_interface";
+            let router_owned =
+                owner.starts_with("network:router_interface") || owner == "network:ha_router_replicated_interface";
             if owner == neutrino_lib::defs::DEVICE_OWNER_DHCP || (auto && !router_owned) {
                 release_from.push(port);
             } else {
@@ -650,29 +527,11 @@ impl ResourcePlugin for Subnets {
         Ok(())
     }
 
-    async fn set_tags(
-        &self,
-        _ctx: &Context,
-        id: &str,
-        tags: Vec<String>,
-    ) -> std::result::Result<Vec<String>, Fault> {
-        Ok(self
-            .0
-            .set_tags(
-                &SUBNETS,
-                "subnet",
-                || Ml2Error::SubnetNotFound(id.into()),
-                id,
-                tags,
-            )
-            .await?)
+    async fn set_tags(&self, _ctx: &Context, id: &str, tags: Vec<String>) -> std::result::Result<Vec<String>, Fault> {
+        Ok(self.0.set_tags(&SUBNETS, "subnet", || Ml2Error::SubnetNotFound(id.into()), id, tags).await?)
     }
 
     fn extensions(&self) -> &'static [&'static str] {
-        &[
-            "subnet-service-types",
-            "subnet-dns-publish-fixed-ip",
-            "subnet-external-network",
-        ]
+        &["subnet-service-types", "subnet-dns-publish-fixed-ip", "subnet-external-network"]
     }
 }

@@ -21,11 +21,7 @@ use crate::Core;
 pub struct SubnetPools(pub Arc<Core>);
 
 fn prefixes_of(v: &Value) -> Vec<IpNet> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p.as_str()?.parse().ok())
-        .collect()
+    v.as_array().into_iter().flatten().filter_map(|p| p.as_str()?.parse().ok()).collect()
 }
 
 /// Merges prefixes into the smallest equivalent list of CIDRs.
@@ -48,10 +44,7 @@ fn covers(outer: &[IpNet], inner: &IpNet) -> bool {
 impl SubnetPools {
     async fn check_scope(&self, tx: &mut Tx, scope: Option<&str>, ipv: u8) -> Result<()> {
         if let Some(s) = scope {
-            let sc = tx
-                .peek(&ADDRESS_SCOPES, s)
-                .await?
-                .ok_or_else(|| Ml2Error::AddressScopeNotFound(s.into()))?;
+            let sc = tx.peek(&ADDRESS_SCOPES, s).await?.ok_or_else(|| Ml2Error::AddressScopeNotFound(s.into()))?;
             if sc.get("ip_version").and_then(Value::as_i64) != Some(ipv as i64) {
                 return Err(Ml2Error::Fault(Fault::new(
                     400,
@@ -65,11 +58,7 @@ impl SubnetPools {
 
     fn check_lengths(doc: &Map) -> Result<()> {
         let g = |k: &str| doc.get(k).and_then(Value::as_i64).unwrap_or(0);
-        let (min, dflt, max) = (
-            g("min_prefixlen"),
-            g("default_prefixlen"),
-            g("max_prefixlen"),
-        );
+        let (min, dflt, max) = (g("min_prefixlen"), g("default_prefixlen"), g("max_prefixlen"));
         let limit = if g("ip_version") == 4 { 32 } else { 128 };
         if max > limit || min > max || dflt < min || dflt > max {
             return Err(Ml2Error::Fault(Fault::new(
@@ -116,11 +105,7 @@ impl ResourcePlugin for SubnetPools {
         &SUBNETPOOL
     }
 
-    async fn create(
-        &self,
-        _ctx: &Context,
-        items: Vec<Map>,
-    ) -> std::result::Result<Vec<Map>, Fault> {
+    async fn create(&self, _ctx: &Context, items: Vec<Map>) -> std::result::Result<Vec<Map>, Fault> {
         let core = &self.0;
         let mut tx = core.store.begin().await.map_err(Ml2Error::from)?;
         let mut docs = vec![];
@@ -136,56 +121,36 @@ impl ResourcePlugin for SubnetPools {
             }
             let project = crate::opt_str(&req, "project_id").unwrap_or_default();
             let mut doc = Map::new();
-            for k in [
-                "name",
-                "description",
-                "shared",
-                "is_default",
-                "default_quota",
-            ] {
+            for k in ["name", "description", "shared", "is_default", "default_quota"] {
                 if let Some(v) = req.get(k) {
                     doc.insert(k.into(), v.clone());
                 }
             }
             let min_default = if ipv == 4 { 8 } else { 64 };
             let max_default = if ipv == 4 { 32 } else { 128 };
-            let min = req
-                .get("min_prefixlen")
-                .and_then(Value::as_i64)
-                .unwrap_or(min_default);
+            let min = req.get("min_prefixlen").and_then(Value::as_i64).unwrap_or(min_default);
             doc.insert("ip_version".into(), json!(ipv));
             doc.insert("min_prefixlen".into(), json!(min));
             doc.insert(
                 "max_prefixlen".into(),
-                json!(req
-                    .get("max_prefixlen")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(max_default)),
+                json!(req.get("max_prefixlen").and_then(Value::as_i64).unwrap_or(max_default)),
             );
             doc.insert(
                 "default_prefixlen".into(),
-                json!(req
-                    .get("default_prefixlen")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(min)),
+                json!(req.get("default_prefixlen").and_then(Value::as_i64).unwrap_or(min)),
             );
             doc.insert("prefixes".into(), to_json(&compact(&prefixes)));
             doc.entry("default_quota").or_insert(Value::Null);
             doc.entry("shared").or_insert(json!(false));
             doc.entry("is_default").or_insert(json!(false));
-            let scope = req
-                .get("address_scope_id")
-                .and_then(Value::as_str)
-                .map(String::from);
+            let scope = req.get("address_scope_id").and_then(Value::as_str).map(String::from);
             self.check_scope(&mut tx, scope.as_deref(), ipv).await?;
             doc.insert("address_scope_id".into(), json!(scope));
             Self::check_lengths(&doc)?;
             stamp::created(&mut doc, &project, true, true);
             Self::check_single_default(&mut tx, &doc).await?;
             core.quota_take(&mut tx, &project, "subnetpool", 1).await?;
-            tx.insert(&SUBNETPOOLS, &doc)
-                .await
-                .map_err(Ml2Error::from)?;
+            tx.insert(&SUBNETPOOLS, &doc).await.map_err(Ml2Error::from)?;
             docs.push(doc);
         }
         core.commit(tx, Outbox::default()).await?;
@@ -193,12 +158,7 @@ impl ResourcePlugin for SubnetPools {
     }
 
     async fn get(&self, ctx: &Context, id: &str) -> std::result::Result<Map, Fault> {
-        let d = self
-            .0
-            .store
-            .get(&SUBNETPOOLS, id)
-            .await
-            .map_err(Ml2Error::from)?;
+        let d = self.0.store.get(&SUBNETPOOLS, id).await.map_err(Ml2Error::from)?;
         Ok(d.filter(|d| ctx.sees(d) || stamp::bool_of(d, "shared"))
             .ok_or_else(|| Ml2Error::SubnetPoolNotFound(id.into()))?)
     }
@@ -206,12 +166,8 @@ impl ResourcePlugin for SubnetPools {
     async fn list(&self, ctx: &Context, hint: &ListHint) -> std::result::Result<Vec<Map>, Fault> {
         let mut h = hint.clone();
         h.projects = None; // shared pools are visible
-        let mut all = self
-            .0
-            .store
-            .list(&SUBNETPOOLS, &crate::pushdown(&SUBNETPOOLS, &h))
-            .await
-            .map_err(Ml2Error::from)?;
+        let mut all =
+            self.0.store.list(&SUBNETPOOLS, &crate::pushdown(&SUBNETPOOLS, &h)).await.map_err(Ml2Error::from)?;
         all.retain(|d| ctx.sees(d) || stamp::bool_of(d, "shared"));
         Ok(all)
     }
@@ -244,7 +200,11 @@ impl ResourcePlugin for SubnetPools {
             }
             let old = prefixes_of(doc.get("prefixes").unwrap_or(&Value::Null));
             if old.iter().any(|o| !covers(&new, o)) {
-                return Err(Fault::new(400, "IllegalSubnetPoolPrefixUpdate", "Illegal update to prefixes: Existing prefixes must be a subset of the new prefixes"));
+                return Err(Fault::new(
+                    400,
+                    "IllegalSubnetPoolPrefixUpdate",
+                    "Illegal update to prefixes: Existing prefixes must be a subset of the new prefixes",
+                ));
             }
             doc.insert("prefixes".into(), to_json(&compact(&new)));
         }
@@ -257,19 +217,12 @@ impl ResourcePlugin for SubnetPools {
         Self::check_lengths(&doc)?;
         Self::check_single_default(&mut tx, &doc).await?;
         stamp::changed(&mut doc);
-        tx.update(&SUBNETPOOLS, &doc)
-            .await
-            .map_err(Ml2Error::from)?;
+        tx.update(&SUBNETPOOLS, &doc).await.map_err(Ml2Error::from)?;
         core.commit(tx, Outbox::default()).await?;
         Ok(doc)
     }
 
-    async fn delete(
-        &self,
-        _ctx: &Context,
-        id: &str,
-        if_match: Option<i64>,
-    ) -> std::result::Result<(), Fault> {
+    async fn delete(&self, _ctx: &Context, id: &str, if_match: Option<i64>) -> std::result::Result<(), Fault> {
         let core = &self.0;
         let mut tx = core.store.begin().await.map_err(Ml2Error::from)?;
         let doc = tx
@@ -285,28 +238,13 @@ impl ResourcePlugin for SubnetPools {
             ));
         }
         tx.delete(&SUBNETPOOLS, id).await.map_err(Ml2Error::from)?;
-        core.quota_release(&mut tx, stamp::str_of(&doc, "project_id"), "subnetpool", 1)
-            .await?;
+        core.quota_release(&mut tx, stamp::str_of(&doc, "project_id"), "subnetpool", 1).await?;
         core.commit(tx, Outbox::default()).await?;
         Ok(())
     }
 
-    async fn set_tags(
-        &self,
-        _ctx: &Context,
-        id: &str,
-        tags: Vec<String>,
-    ) -> std::result::Result<Vec<String>, Fault> {
-        Ok(self
-            .0
-            .set_tags(
-                &SUBNETPOOLS,
-                "subnetpool",
-                || Ml2Error::SubnetPoolNotFound(id.into()),
-                id,
-                tags,
-            )
-            .await?)
+    async fn set_tags(&self, _ctx: &Context, id: &str, tags: Vec<String>) -> std::result::Result<Vec<String>, Fault> {
+        Ok(self.0.set_tags(&SUBNETPOOLS, "subnetpool", || Ml2Error::SubnetPoolNotFound(id.into()), id, tags).await?)
     }
 
     fn has_member_action(&self, action: &str) -> bool {
@@ -321,18 +259,14 @@ impl ResourcePlugin for SubnetPools {
         body: Value,
     ) -> std::result::Result<Value, Fault> {
         let core = &self.0;
-        let given = body
-            .get("prefixes")
-            .ok_or_else(|| Fault::bad_request("Request body must contain 'prefixes'"))?;
+        let given = body.get("prefixes").ok_or_else(|| Fault::bad_request("Request body must contain 'prefixes'"))?;
         let req = neutrino_lib::checks::str_list(given, 64)
             .map_err(|r| Fault::bad_request(format!("Invalid input for prefixes. Reason: {r}.")))?;
         let mut nets = vec![];
         for p in req.as_array().into_iter().flatten() {
             let s = p.as_str().unwrap_or("");
             nets.push(
-                s.parse::<IpNet>().map_err(|_| {
-                    Ml2Error::from(invalid(format!("'{s}' is not a valid IP subnet")))
-                })?,
+                s.parse::<IpNet>().map_err(|_| Ml2Error::from(invalid(format!("'{s}' is not a valid IP subnet"))))?,
             );
         }
         let mut tx = core.store.begin().await.map_err(Ml2Error::from)?;
@@ -387,19 +321,13 @@ impl ResourcePlugin for SubnetPools {
         };
         doc.insert("prefixes".into(), to_json(&new));
         stamp::changed(&mut doc);
-        tx.update(&SUBNETPOOLS, &doc)
-            .await
-            .map_err(Ml2Error::from)?;
+        tx.update(&SUBNETPOOLS, &doc).await.map_err(Ml2Error::from)?;
         core.commit(tx, Outbox::default()).await?;
         Ok(json!({"prefixes": doc["prefixes"]}))
     }
 
     fn extensions(&self) -> &'static [&'static str] {
-        &[
-            "subnet_allocation",
-            "subnetpool-prefix-ops",
-            "default-subnetpools",
-        ]
+        &["subnet_allocation", "subnetpool-prefix-ops", "default-subnetpools"]
     }
 }
 

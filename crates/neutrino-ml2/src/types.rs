@@ -48,10 +48,7 @@ impl Segment {
     pub fn from_json(v: &Value) -> Option<Segment> {
         Some(Segment {
             network_type: v.get("provider:network_type")?.as_str()?.to_string(),
-            physical_network: v
-                .get("provider:physical_network")
-                .and_then(Value::as_str)
-                .map(String::from),
+            physical_network: v.get("provider:physical_network").and_then(Value::as_str).map(String::from),
             segmentation_id: v.get("provider:segmentation_id").and_then(Value::as_i64),
         })
     }
@@ -97,26 +94,16 @@ impl TypeManager {
         let mut out = vec![];
         if self.supports(VLAN) {
             for r in &self.cfg.vlan_ranges {
-                let ranges: Vec<(u32, u32)> = self
-                    .cfg
-                    .vlan_ranges
-                    .iter()
-                    .filter(|x| x.physnet == r.physnet)
-                    .filter_map(|x| x.range)
-                    .collect();
-                if !out
-                    .iter()
-                    .any(|(t, p, _): &(&str, String, _)| *t == VLAN && *p == r.physnet)
-                {
+                let ranges: Vec<(u32, u32)> =
+                    self.cfg.vlan_ranges.iter().filter(|x| x.physnet == r.physnet).filter_map(|x| x.range).collect();
+                if !out.iter().any(|(t, p, _): &(&str, String, _)| *t == VLAN && *p == r.physnet) {
                     out.push((VLAN, r.physnet.clone(), ranges));
                 }
             }
         }
-        for (t, ranges) in [
-            (VXLAN, &self.cfg.vxlan_ranges),
-            (GRE, &self.cfg.gre_ranges),
-            (GENEVE, &self.cfg.geneve_ranges),
-        ] {
+        for (t, ranges) in
+            [(VXLAN, &self.cfg.vxlan_ranges), (GRE, &self.cfg.gre_ranges), (GENEVE, &self.cfg.geneve_ranges)]
+        {
             if self.supports(t) {
                 out.push((t, String::new(), ranges.clone()));
             }
@@ -128,10 +115,7 @@ impl TypeManager {
         self.tenant_pools()
             .iter()
             .filter(|(pt, pp, _)| *pt == t && pp == physnet)
-            .any(|(_, _, rs)| {
-                rs.iter()
-                    .any(|(a, b)| (*a as i64) <= id && id <= (*b as i64))
-            })
+            .any(|(_, _, rs)| rs.iter().any(|(a, b)| (*a as i64) <= id && id <= (*b as i64)))
     }
 
     /// Makes the tenant pools match the configuration: configured ranges minus
@@ -142,10 +126,7 @@ impl TypeManager {
             let pool = Self::pool_id(t, &physnet);
             tx.pool_create(&pool, &[]).await?; // exists and locked from here on
             let claimed = tx.segment_claimed(t, &physnet).await?;
-            let mut free: Vec<(u128, u128)> = ranges
-                .iter()
-                .map(|(a, b)| (*a as u128, *b as u128))
-                .collect();
+            let mut free: Vec<(u128, u128)> = ranges.iter().map(|(a, b)| (*a as u128, *b as u128)).collect();
             for id in claimed {
                 free = neutrino_ipam::pools::subtract(free, id as u128);
             }
@@ -169,67 +150,46 @@ impl TypeManager {
         match t {
             LOCAL => {
                 if s.physical_network.is_some() {
-                    return Err(invalid(
-                        "physical_network not allowed for local provider network",
-                    ));
+                    return Err(invalid("physical_network not allowed for local provider network"));
                 }
                 if s.segmentation_id.is_some() {
-                    return Err(invalid(
-                        "segmentation_id not allowed for local provider network",
-                    ));
+                    return Err(invalid("segmentation_id not allowed for local provider network"));
                 }
             }
             FLAT => {
                 let Some(p) = s.physical_network.as_deref() else {
-                    return Err(invalid(
-                        "physical_network required for flat provider network",
-                    ));
+                    return Err(invalid("physical_network required for flat provider network"));
                 };
                 if !self.cfg.flat_networks.iter().any(|f| f == "*" || f == p) {
-                    return Err(invalid(format!(
-                        "physical_network '{p}' unknown for flat provider network"
-                    )));
+                    return Err(invalid(format!("physical_network '{p}' unknown for flat provider network")));
                 }
                 if s.segmentation_id.is_some() {
-                    return Err(invalid(
-                        "segmentation_id specified for flat provider network",
-                    ));
+                    return Err(invalid("segmentation_id specified for flat provider network"));
                 }
             }
             VLAN => {
                 if let Some(p) = s.physical_network.as_deref() {
                     if !self.cfg.vlan_ranges.iter().any(|r| r.physnet == p) {
-                        return Err(invalid(format!(
-                            "physical_network '{p}' unknown for VLAN provider network"
-                        )));
+                        return Err(invalid(format!("physical_network '{p}' unknown for VLAN provider network")));
                     }
                 }
                 if let Some(id) = s.segmentation_id {
                     if !(1..=4094).contains(&id) {
-                        return Err(invalid(format!(
-                            "segmentation_id out of range ({} through {})",
-                            1, 4094
-                        )));
+                        return Err(invalid(format!("segmentation_id out of range ({} through {})", 1, 4094)));
                     }
                     if s.physical_network.is_none() {
-                        return Err(invalid(
-                            "segmentation_id requires physical_network for VLAN provider network",
-                        ));
+                        return Err(invalid("segmentation_id requires physical_network for VLAN provider network"));
                     }
                 }
             }
             _ => {
                 if s.physical_network.is_some() {
-                    return Err(invalid(format!(
-                        "provider:physical_network specified for {t} network"
-                    )));
+                    return Err(invalid(format!("provider:physical_network specified for {t} network")));
                 }
                 if let Some(id) = s.segmentation_id {
                     let (a, b) = id_limits(t).unwrap_or((1, i64::MAX));
                     if !(a..=b).contains(&id) {
-                        return Err(invalid(format!(
-                            "segmentation_id out of range ({a} through {b})"
-                        )));
+                        return Err(invalid(format!("segmentation_id out of range ({a} through {b})")));
                     }
                 }
             }
@@ -238,35 +198,20 @@ impl TypeManager {
     }
 
     /// Reserves the segment of a provider request (allocating the missing parts).
-    pub async fn reserve_provider(
-        &self,
-        tx: &mut Tx,
-        s: &SegmentSpec,
-        network: &str,
-    ) -> Result<Segment> {
+    pub async fn reserve_provider(&self, tx: &mut Tx, s: &SegmentSpec, network: &str) -> Result<Segment> {
         self.validate_provider(s)?;
         let t = s.network_type.clone().unwrap_or_default();
         match t.as_str() {
-            LOCAL => Ok(Segment {
-                network_type: t,
-                physical_network: None,
-                segmentation_id: None,
-            }),
+            LOCAL => Ok(Segment { network_type: t, physical_network: None, segmentation_id: None }),
             FLAT => {
                 let p = s.physical_network.clone().unwrap_or_default();
                 if !tx.segment_claim(FLAT, &p, 0, network).await? {
                     return Err(Ml2Error::Fault(neutrino_lib::Fault::conflict(
                         "FlatNetworkInUse",
-                        format!(
-                            "Unable to create the flat network. Physical network {p} is in use."
-                        ),
+                        format!("Unable to create the flat network. Physical network {p} is in use."),
                     )));
                 }
-                Ok(Segment {
-                    network_type: t,
-                    physical_network: Some(p),
-                    segmentation_id: None,
-                })
+                Ok(Segment { network_type: t, physical_network: Some(p), segmentation_id: None })
             }
             _ => {
                 let physnet = s.physical_network.clone().unwrap_or_default();
@@ -301,31 +246,15 @@ impl TypeManager {
         }
     }
 
-    async fn claim(
-        &self,
-        tx: &mut Tx,
-        t: &str,
-        physnet: &str,
-        id: i64,
-        network: &str,
-    ) -> Result<()> {
+    async fn claim(&self, tx: &mut Tx, t: &str, physnet: &str, id: i64, network: &str) -> Result<()> {
         let in_use = || {
             let msg = match t {
                 VLAN => format!("Unable to create the network. The VLAN {id} on physical network {physnet} is in use."),
                 _ => format!("Unable to create the network. The tunnel ID {id} is in use."),
             };
-            Ml2Error::Fault(neutrino_lib::Fault::conflict(
-                if t == VLAN {
-                    "VlanIdInUse"
-                } else {
-                    "TunnelIdInUse"
-                },
-                msg,
-            ))
+            Ml2Error::Fault(neutrino_lib::Fault::conflict(if t == VLAN { "VlanIdInUse" } else { "TunnelIdInUse" }, msg))
         };
-        if self.in_tenant_range(t, physnet, id)
-            && !tx.pool_take(&Self::pool_id(t, physnet), id as u128).await?
-        {
+        if self.in_tenant_range(t, physnet, id) && !tx.pool_take(&Self::pool_id(t, physnet), id as u128).await? {
             return Err(in_use());
         }
         if !tx.segment_claim(t, physnet, id, network).await? {
@@ -334,13 +263,7 @@ impl TypeManager {
         Ok(())
     }
 
-    async fn take_from_pool(
-        &self,
-        tx: &mut Tx,
-        t: &str,
-        physnet: &str,
-        network: &str,
-    ) -> Result<Option<Segment>> {
+    async fn take_from_pool(&self, tx: &mut Tx, t: &str, physnet: &str, network: &str) -> Result<Option<Segment>> {
         let pool = Self::pool_id(t, physnet);
         while let Some(id) = tx.pool_take_first(&pool).await? {
             let id = id as i64;
@@ -360,11 +283,7 @@ impl TypeManager {
         for t in &self.cfg.tenant_network_types {
             match t.as_str() {
                 LOCAL => {
-                    return Ok(Segment {
-                        network_type: LOCAL.into(),
-                        physical_network: None,
-                        segmentation_id: None,
-                    })
+                    return Ok(Segment { network_type: LOCAL.into(), physical_network: None, segmentation_id: None })
                 }
                 FLAT => continue,
                 _ => {
@@ -392,8 +311,7 @@ impl TypeManager {
                 if let Some(id) = s.segmentation_id {
                     tx.segment_unclaim(t, &physnet, id).await?;
                     if self.in_tenant_range(t, &physnet, id) {
-                        tx.pool_release(&Self::pool_id(t, &physnet), id as u128)
-                            .await?;
+                        tx.pool_release(&Self::pool_id(t, &physnet), id as u128).await?;
                     }
                 }
             }

@@ -30,13 +30,7 @@ fn row(r: &sqlx::any::AnyRow) -> Result<Allocation> {
 
 impl Tx {
     /// Records an allocation; `false` if the address is already held on the network.
-    pub async fn alloc_insert(
-        &mut self,
-        network: &str,
-        ip: &str,
-        subnet: &str,
-        port: &str,
-    ) -> Result<bool> {
+    pub async fn alloc_insert(&mut self, network: &str, ip: &str, subnet: &str, port: &str) -> Result<bool> {
         let r = sqlx::query(
             "INSERT INTO ip_allocations (network_id, ip_address, subnet_id, port_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         )
@@ -61,10 +55,11 @@ impl Tx {
 
     /// Allocations of a subnet.
     pub async fn alloc_by_subnet(&mut self, subnet: &str) -> Result<Vec<Allocation>> {
-        let rows = sqlx::query("SELECT network_id, ip_address, subnet_id, port_id FROM ip_allocations WHERE subnet_id = $1")
-            .bind(subnet)
-            .fetch_all(&mut *self.inner)
-            .await?;
+        let rows =
+            sqlx::query("SELECT network_id, ip_address, subnet_id, port_id FROM ip_allocations WHERE subnet_id = $1")
+                .bind(subnet)
+                .fetch_all(&mut *self.inner)
+                .await?;
         rows.iter().map(row).collect()
     }
 
@@ -106,17 +101,11 @@ impl Store {
             q = q.bind(s);
         }
         let rows = q.fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("subnet_id")?, r.try_get("n")?)))
-            .collect()
+        rows.iter().map(|r| Ok((r.try_get("subnet_id")?, r.try_get("n")?))).collect()
     }
 
     /// Ports holding addresses that match: exact addresses or substrings.
-    pub async fn alloc_ports_matching(
-        &self,
-        exact: &[String],
-        substr: &[String],
-    ) -> Result<Vec<String>> {
+    pub async fn alloc_ports_matching(&self, exact: &[String], substr: &[String]) -> Result<Vec<String>> {
         let mut conds = vec![];
         let mut args = vec![];
         for e in exact {
@@ -130,10 +119,7 @@ impl Store {
         if conds.is_empty() {
             return Ok(vec![]);
         }
-        let sql = format!(
-            "SELECT DISTINCT port_id FROM ip_allocations WHERE {}",
-            conds.join(" OR ")
-        );
+        let sql = format!("SELECT DISTINCT port_id FROM ip_allocations WHERE {}", conds.join(" OR "));
         let mut q = sqlx::query(&sql);
         for a in args {
             q = q.bind(a);

@@ -20,10 +20,7 @@ impl Store {
         let mut tx = self.begin().await?;
         if self.backend == Backend::Postgres {
             // Serialize concurrent starts of several servers.
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(ADVISORY_LOCK_KEY)
-                .execute(tx.conn())
-                .await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(ADVISORY_LOCK_KEY).execute(tx.conn()).await?;
         }
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS neutrino_migrations (component TEXT NOT NULL, version BIGINT NOT NULL, description TEXT NOT NULL, PRIMARY KEY (component, version))",
@@ -34,26 +31,16 @@ impl Store {
             .bind(component)
             .fetch_all(tx.conn())
             .await?;
-        let done: Vec<i64> = rows
-            .iter()
-            .map(|r| r.try_get::<i64, _>("version"))
-            .collect::<std::result::Result<_, _>>()?;
+        let done: Vec<i64> =
+            rows.iter().map(|r| r.try_get::<i64, _>("version")).collect::<std::result::Result<_, _>>()?;
         for m in migrations.iter().filter(|m| !done.contains(&m.version)) {
-            tracing::info!(
-                component,
-                version = m.version,
-                description = m.description,
-                "applying migration"
-            );
+            tracing::info!(component, version = m.version, description = m.description, "applying migration");
             for stmt in (m.statements)(self.backend) {
-                sqlx::query(&stmt)
-                    .execute(tx.conn())
-                    .await
-                    .map_err(|source| StoreError::Migration {
-                        component: component.to_string(),
-                        version: m.version,
-                        source,
-                    })?;
+                sqlx::query(&stmt).execute(tx.conn()).await.map_err(|source| StoreError::Migration {
+                    component: component.to_string(),
+                    version: m.version,
+                    source,
+                })?;
             }
             sqlx::query("INSERT INTO neutrino_migrations (component, version, description) VALUES ($1, $2, $3)")
                 .bind(component)
@@ -67,14 +54,10 @@ impl Store {
 
     /// The applied versions of a component.
     pub async fn applied_migrations(&self, component: &str) -> Result<Vec<i64>> {
-        let rows = sqlx::query(
-            "SELECT version FROM neutrino_migrations WHERE component = $1 ORDER BY version",
-        )
-        .bind(component)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok(r.try_get::<i64, _>("version")?))
-            .collect()
+        let rows = sqlx::query("SELECT version FROM neutrino_migrations WHERE component = $1 ORDER BY version")
+            .bind(component)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get::<i64, _>("version")?)).collect()
     }
 }

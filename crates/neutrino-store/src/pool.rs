@@ -46,10 +46,7 @@ impl Tx {
             .execute(&mut *self.inner)
             .await?;
         self.pool_lock(pool).await?;
-        sqlx::query("DELETE FROM pool_ranges WHERE pool_id = $1")
-            .bind(pool)
-            .execute(&mut *self.inner)
-            .await?;
+        sqlx::query("DELETE FROM pool_ranges WHERE pool_id = $1").bind(pool).execute(&mut *self.inner).await?;
         for (a, b) in normalize(ranges.to_vec()) {
             self.insert_range(pool, a, b).await?;
         }
@@ -58,38 +55,23 @@ impl Tx {
 
     /// Locks a pool until commit; `false` if it does not exist.
     pub async fn pool_lock(&mut self, pool: &str) -> Result<bool> {
-        let sql = format!(
-            "SELECT pool_id FROM range_pools WHERE pool_id = $1{}",
-            self.for_update()
-        );
-        Ok(sqlx::query(&sql)
+        let sql = format!("SELECT pool_id FROM range_pools WHERE pool_id = $1{}", self.for_update());
+        Ok(sqlx::query(&sql).bind(pool).fetch_optional(&mut *self.inner).await?.is_some())
+    }
+
+    /// Does the pool exist?
+    pub async fn pool_exists(&mut self, pool: &str) -> Result<bool> {
+        Ok(sqlx::query("SELECT pool_id FROM range_pools WHERE pool_id = $1")
             .bind(pool)
             .fetch_optional(&mut *self.inner)
             .await?
             .is_some())
     }
 
-    /// Does the pool exist?
-    pub async fn pool_exists(&mut self, pool: &str) -> Result<bool> {
-        Ok(
-            sqlx::query("SELECT pool_id FROM range_pools WHERE pool_id = $1")
-                .bind(pool)
-                .fetch_optional(&mut *self.inner)
-                .await?
-                .is_some(),
-        )
-    }
-
     /// Removes a pool and its ranges.
     pub async fn pool_drop(&mut self, pool: &str) -> Result<()> {
-        sqlx::query("DELETE FROM pool_ranges WHERE pool_id = $1")
-            .bind(pool)
-            .execute(&mut *self.inner)
-            .await?;
-        sqlx::query("DELETE FROM range_pools WHERE pool_id = $1")
-            .bind(pool)
-            .execute(&mut *self.inner)
-            .await?;
+        sqlx::query("DELETE FROM pool_ranges WHERE pool_id = $1").bind(pool).execute(&mut *self.inner).await?;
+        sqlx::query("DELETE FROM range_pools WHERE pool_id = $1").bind(pool).execute(&mut *self.inner).await?;
         Ok(())
     }
 
@@ -98,12 +80,10 @@ impl Tx {
         if !self.pool_lock(pool).await? {
             return Ok(None);
         }
-        let row = sqlx::query(
-            "SELECT first, last FROM pool_ranges WHERE pool_id = $1 ORDER BY first LIMIT 1",
-        )
-        .bind(pool)
-        .fetch_optional(&mut *self.inner)
-        .await?;
+        let row = sqlx::query("SELECT first, last FROM pool_ranges WHERE pool_id = $1 ORDER BY first LIMIT 1")
+            .bind(pool)
+            .fetch_optional(&mut *self.inner)
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let first = unkey(&row.try_get::<String, _>("first")?);
         let last = unkey(&row.try_get::<String, _>("last")?);
@@ -153,12 +133,11 @@ impl Tx {
             }
         }
         if v < u128::MAX {
-            let right =
-                sqlx::query("SELECT last FROM pool_ranges WHERE pool_id = $1 AND first = $2")
-                    .bind(pool)
-                    .bind(key(v + 1))
-                    .fetch_optional(&mut *self.inner)
-                    .await?;
+            let right = sqlx::query("SELECT last FROM pool_ranges WHERE pool_id = $1 AND first = $2")
+                .bind(pool)
+                .bind(key(v + 1))
+                .fetch_optional(&mut *self.inner)
+                .await?;
             if let Some(row) = right {
                 end = unkey(&row.try_get::<String, _>("last")?);
                 self.delete_range(pool, v + 1).await?;
@@ -174,18 +153,12 @@ impl Tx {
 
     /// The free ranges of a pool, in order.
     pub async fn pool_ranges(&mut self, pool: &str) -> Result<Vec<(u128, u128)>> {
-        let rows =
-            sqlx::query("SELECT first, last FROM pool_ranges WHERE pool_id = $1 ORDER BY first")
-                .bind(pool)
-                .fetch_all(&mut *self.inner)
-                .await?;
+        let rows = sqlx::query("SELECT first, last FROM pool_ranges WHERE pool_id = $1 ORDER BY first")
+            .bind(pool)
+            .fetch_all(&mut *self.inner)
+            .await?;
         rows.iter()
-            .map(|r| {
-                Ok((
-                    unkey(&r.try_get::<String, _>("first")?),
-                    unkey(&r.try_get::<String, _>("last")?),
-                ))
-            })
+            .map(|r| Ok((unkey(&r.try_get::<String, _>("first")?), unkey(&r.try_get::<String, _>("last")?))))
             .collect()
     }
 
@@ -198,10 +171,7 @@ impl Tx {
         .fetch_optional(&mut *self.inner)
         .await?;
         match row {
-            Some(r) => Ok(Some((
-                unkey(&r.try_get::<String, _>("first")?),
-                unkey(&r.try_get::<String, _>("last")?),
-            ))),
+            Some(r) => Ok(Some((unkey(&r.try_get::<String, _>("first")?), unkey(&r.try_get::<String, _>("last")?)))),
             None => Ok(None),
         }
     }
@@ -232,10 +202,7 @@ mod tests {
 
     #[test]
     fn normalize_merges_adjacent_and_overlapping() {
-        assert_eq!(
-            normalize(vec![(5, 9), (1, 3), (4, 4), (20, 30), (25, 40)]),
-            vec![(1, 9), (20, 40)]
-        );
+        assert_eq!(normalize(vec![(5, 9), (1, 3), (4, 4), (20, 30), (25, 40)]), vec![(1, 9), (20, 40)]);
         assert_eq!(normalize(vec![(3, 1)]), vec![]);
     }
 }

@@ -13,18 +13,14 @@ use crate::{Result, Store};
 impl Tx {
     /// Takes `n` units of `resource` for `project` if that stays within
     /// `limit` (-1: unlimited). Returns `false` when over quota.
-    pub async fn usage_take(
-        &mut self,
-        project: &str,
-        resource: &str,
-        n: i64,
-        limit: i64,
-    ) -> Result<bool> {
-        sqlx::query("INSERT INTO quota_usages (project_id, resource, in_use) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING")
-            .bind(project)
-            .bind(resource)
-            .execute(&mut *self.inner)
-            .await?;
+    pub async fn usage_take(&mut self, project: &str, resource: &str, n: i64, limit: i64) -> Result<bool> {
+        sqlx::query(
+            "INSERT INTO quota_usages (project_id, resource, in_use) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING",
+        )
+        .bind(project)
+        .bind(resource)
+        .execute(&mut *self.inner)
+        .await?;
         let r = if limit < 0 {
             sqlx::query("UPDATE quota_usages SET in_use = in_use + $3 WHERE project_id = $1 AND resource = $2")
                 .bind(project)
@@ -61,13 +57,11 @@ impl Tx {
 
     /// The configured limit of a project for a resource, if one was set.
     pub async fn quota_limit(&mut self, project: &str, resource: &str) -> Result<Option<i64>> {
-        let row = sqlx::query(
-            "SELECT hard_limit FROM quota_limits WHERE project_id = $1 AND resource = $2",
-        )
-        .bind(project)
-        .bind(resource)
-        .fetch_optional(&mut *self.inner)
-        .await?;
+        let row = sqlx::query("SELECT hard_limit FROM quota_limits WHERE project_id = $1 AND resource = $2")
+            .bind(project)
+            .bind(resource)
+            .fetch_optional(&mut *self.inner)
+            .await?;
         Ok(match row {
             Some(r) => Some(r.try_get::<i64, _>("hard_limit")?),
             None => None,
@@ -81,23 +75,18 @@ impl Tx {
             .bind(resource)
             .execute(&mut *self.inner)
             .await?;
-        sqlx::query(
-            "INSERT INTO quota_limits (project_id, resource, hard_limit) VALUES ($1, $2, $3)",
-        )
-        .bind(project)
-        .bind(resource)
-        .bind(limit)
-        .execute(&mut *self.inner)
-        .await?;
+        sqlx::query("INSERT INTO quota_limits (project_id, resource, hard_limit) VALUES ($1, $2, $3)")
+            .bind(project)
+            .bind(resource)
+            .bind(limit)
+            .execute(&mut *self.inner)
+            .await?;
         Ok(())
     }
 
     /// Removes a project's limits (back to the defaults).
     pub async fn quota_reset(&mut self, project: &str) -> Result<()> {
-        sqlx::query("DELETE FROM quota_limits WHERE project_id = $1")
-            .bind(project)
-            .execute(&mut *self.inner)
-            .await?;
+        sqlx::query("DELETE FROM quota_limits WHERE project_id = $1").bind(project).execute(&mut *self.inner).await?;
         Ok(())
     }
 }
@@ -105,14 +94,11 @@ impl Tx {
 impl Store {
     /// A project's explicitly set limits.
     pub async fn quota_limits(&self, project: &str) -> Result<Vec<(String, i64)>> {
-        let rows =
-            sqlx::query("SELECT resource, hard_limit FROM quota_limits WHERE project_id = $1")
-                .bind(project)
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("resource")?, r.try_get("hard_limit")?)))
-            .collect()
+        let rows = sqlx::query("SELECT resource, hard_limit FROM quota_limits WHERE project_id = $1")
+            .bind(project)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("resource")?, r.try_get("hard_limit")?))).collect()
     }
 
     /// Projects that have explicitly set limits.
@@ -129,21 +115,17 @@ impl Store {
             .bind(project)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("resource")?, r.try_get("in_use")?)))
-            .collect()
+        rows.iter().map(|r| Ok((r.try_get("resource")?, r.try_get("in_use")?))).collect()
     }
 }
 
 impl Tx {
     /// The id of a project's default security group.
     pub async fn default_security_group(&mut self, project: &str) -> Result<Option<String>> {
-        let r = sqlx::query(
-            "SELECT security_group_id FROM default_security_groups WHERE project_id = $1",
-        )
-        .bind(project)
-        .fetch_optional(&mut *self.inner)
-        .await?;
+        let r = sqlx::query("SELECT security_group_id FROM default_security_groups WHERE project_id = $1")
+            .bind(project)
+            .fetch_optional(&mut *self.inner)
+            .await?;
         Ok(match r {
             Some(r) => Some(r.try_get("security_group_id")?),
             None => None,

@@ -7,82 +7,37 @@ use crate::store::Backend;
 use crate::table::Table;
 
 /// `networks`.
-pub static NETWORKS: Table = Table {
-    name: "networks",
-    cols: &[],
-    uniques: &[],
-};
+pub static NETWORKS: Table = Table { name: "networks", cols: &[], uniques: &[] };
 /// `subnets`.
-pub static SUBNETS: Table = Table {
-    name: "subnets",
-    cols: &["network_id", "subnetpool_id", "segment_id"],
-    uniques: &[],
-};
+pub static SUBNETS: Table =
+    Table { name: "subnets", cols: &["network_id", "subnetpool_id", "segment_id"], uniques: &[] };
 /// `ports`: a MAC address is unique within a network.
 pub static PORTS: Table = Table {
     name: "ports",
-    cols: &[
-        "network_id",
-        "device_id",
-        "device_owner",
-        "mac_address",
-        "binding:host_id",
-    ],
+    cols: &["network_id", "device_id", "device_owner", "mac_address", "binding:host_id"],
     uniques: &[&["network_id", "mac_address"]],
 };
 /// `security_groups`.
-pub static SECURITY_GROUPS: Table = Table {
-    name: "security_groups",
-    cols: &[],
-    uniques: &[],
-};
+pub static SECURITY_GROUPS: Table = Table { name: "security_groups", cols: &[], uniques: &[] };
 /// `security_group_rules`.
-pub static SECURITY_GROUP_RULES: Table = Table {
-    name: "security_group_rules",
-    cols: &["security_group_id", "remote_group_id"],
-    uniques: &[],
-};
+pub static SECURITY_GROUP_RULES: Table =
+    Table { name: "security_group_rules", cols: &["security_group_id", "remote_group_id"], uniques: &[] };
 /// `subnetpools`.
-pub static SUBNETPOOLS: Table = Table {
-    name: "subnetpools",
-    cols: &["address_scope_id"],
-    uniques: &[],
-};
+pub static SUBNETPOOLS: Table = Table { name: "subnetpools", cols: &["address_scope_id"], uniques: &[] };
 /// `address_scopes`.
-pub static ADDRESS_SCOPES: Table = Table {
-    name: "address_scopes",
-    cols: &[],
-    uniques: &[],
-};
+pub static ADDRESS_SCOPES: Table = Table { name: "address_scopes", cols: &[], uniques: &[] };
 /// `segments`.
-pub static SEGMENTS: Table = Table {
-    name: "segments",
-    cols: &["network_id"],
-    uniques: &[],
-};
+pub static SEGMENTS: Table = Table { name: "segments", cols: &["network_id"], uniques: &[] };
 /// `routers`.
-pub static ROUTERS: Table = Table {
-    name: "routers",
-    cols: &[],
-    uniques: &[],
-};
+pub static ROUTERS: Table = Table { name: "routers", cols: &[], uniques: &[] };
 /// `floatingips`: one floating IP per address on its network.
 pub static FLOATINGIPS: Table = Table {
     name: "floatingips",
-    cols: &[
-        "floating_network_id",
-        "router_id",
-        "port_id",
-        "floating_ip_address",
-    ],
+    cols: &["floating_network_id", "router_id", "port_id", "floating_ip_address"],
     uniques: &[],
 };
 /// `agents`: one agent of a type per host.
-pub static AGENTS: Table = Table {
-    name: "agents",
-    cols: &["host", "agent_type"],
-    uniques: &[&["agent_type", "host"]],
-};
+pub static AGENTS: Table = Table { name: "agents", cols: &["host", "agent_type"], uniques: &[&["agent_type", "host"]] };
 
 /// Resource tables of schema version 1.
 const V1_TABLES: &[&Table] = &[

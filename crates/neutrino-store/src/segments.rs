@@ -9,13 +9,7 @@ use crate::{Result, Store};
 
 impl Tx {
     /// Records that `network` holds the segment; `false` if it is taken.
-    pub async fn segment_claim(
-        &mut self,
-        network_type: &str,
-        physnet: &str,
-        id: i64,
-        network: &str,
-    ) -> Result<bool> {
+    pub async fn segment_claim(&mut self, network_type: &str, physnet: &str, id: i64, network: &str) -> Result<bool> {
         let r = sqlx::query(
             "INSERT INTO segment_allocations (network_type, physical_network, segmentation_id, network_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         )
@@ -29,12 +23,7 @@ impl Tx {
     }
 
     /// Frees a segment.
-    pub async fn segment_unclaim(
-        &mut self,
-        network_type: &str,
-        physnet: &str,
-        id: i64,
-    ) -> Result<()> {
+    pub async fn segment_unclaim(&mut self, network_type: &str, physnet: &str, id: i64) -> Result<()> {
         sqlx::query("DELETE FROM segment_allocations WHERE network_type = $1 AND physical_network = $2 AND segmentation_id = $3")
             .bind(network_type)
             .bind(physnet)
@@ -53,18 +42,17 @@ impl Tx {
         .bind(physnet)
         .fetch_all(&mut *self.inner)
         .await?;
-        rows.iter()
-            .map(|r| Ok(r.try_get("segmentation_id")?))
-            .collect()
+        rows.iter().map(|r| Ok(r.try_get("segmentation_id")?)).collect()
     }
 }
 
 impl Store {
     /// Every segment allocation: (type, physnet, id, network).
     pub async fn segment_allocations(&self) -> Result<Vec<(String, String, i64, String)>> {
-        let rows = sqlx::query("SELECT network_type, physical_network, segmentation_id, network_id FROM segment_allocations")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT network_type, physical_network, segmentation_id, network_id FROM segment_allocations")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 Ok((

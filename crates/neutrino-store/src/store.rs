@@ -88,12 +88,7 @@ impl Store {
             }
         };
         let writer = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        Ok(Store {
-            pool,
-            backend,
-            writer,
-            seq: Arc::new(AtomicI64::new(0)),
-        })
+        Ok(Store { pool, backend, writer, seq: Arc::new(AtomicI64::new(0)) })
     }
 
     /// The backend in use.
@@ -123,10 +118,7 @@ impl Store {
         let mut cur = self.seq.load(Ordering::Relaxed);
         loop {
             let next = if now > cur { now } else { cur + 1 };
-            match self
-                .seq
-                .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
+            match self.seq.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return next,
                 Err(actual) => cur = actual,
             }
@@ -140,11 +132,7 @@ impl Store {
     }
 
     /// Lists resources outside any transaction; `filter` is column → accepted values.
-    pub async fn list(
-        &self,
-        t: &'static Table,
-        filter: &[(&str, Vec<String>)],
-    ) -> Result<Vec<Map<String, Value>>> {
+    pub async fn list(&self, t: &'static Table, filter: &[(&str, Vec<String>)]) -> Result<Vec<Map<String, Value>>> {
         let mut conn = self.pool.acquire().await?;
         tx::list_rows(&mut conn, t, filter).await
     }

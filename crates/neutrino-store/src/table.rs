@@ -36,39 +36,22 @@ pub fn col_value(doc: &serde_json::Map<String, Value>, attr: &str) -> Option<Str
 impl Table {
     /// DDL creating the table and its indexes.
     pub fn ddl(&self) -> Vec<String> {
-        let mut cols = String::from(
-            "id TEXT PRIMARY KEY, project_id TEXT, name TEXT, seq BIGINT NOT NULL, doc TEXT NOT NULL",
-        );
+        let mut cols =
+            String::from("id TEXT PRIMARY KEY, project_id TEXT, name TEXT, seq BIGINT NOT NULL, doc TEXT NOT NULL");
         for c in self.cols {
             cols.push_str(&format!(", {} TEXT", col_name(c)));
         }
         let mut out = vec![format!("CREATE TABLE IF NOT EXISTS {} ({cols})", self.name)];
-        out.push(format!(
-            "CREATE INDEX IF NOT EXISTS ix_{0}_project ON {0} (project_id)",
-            self.name
-        ));
-        out.push(format!(
-            "CREATE INDEX IF NOT EXISTS ix_{0}_name ON {0} (name)",
-            self.name
-        ));
-        out.push(format!(
-            "CREATE INDEX IF NOT EXISTS ix_{0}_seq ON {0} (seq)",
-            self.name
-        ));
+        out.push(format!("CREATE INDEX IF NOT EXISTS ix_{0}_project ON {0} (project_id)", self.name));
+        out.push(format!("CREATE INDEX IF NOT EXISTS ix_{0}_name ON {0} (name)", self.name));
+        out.push(format!("CREATE INDEX IF NOT EXISTS ix_{0}_seq ON {0} (seq)", self.name));
         for c in self.cols {
             let c = col_name(c);
-            out.push(format!(
-                "CREATE INDEX IF NOT EXISTS ix_{0}_{c} ON {0} ({c})",
-                self.name
-            ));
+            out.push(format!("CREATE INDEX IF NOT EXISTS ix_{0}_{c} ON {0} ({c})", self.name));
         }
         for (i, u) in self.uniques.iter().enumerate() {
             let cs: Vec<String> = u.iter().map(|c| col_name(c)).collect();
-            out.push(format!(
-                "CREATE UNIQUE INDEX IF NOT EXISTS ux_{0}_{i} ON {0} ({1})",
-                self.name,
-                cs.join(", ")
-            ));
+            out.push(format!("CREATE UNIQUE INDEX IF NOT EXISTS ux_{0}_{i} ON {0} ({1})", self.name, cs.join(", ")));
         }
         out
     }

@@ -22,11 +22,7 @@ impl Tx {
         writer: Option<OwnedMutexGuard<()>>,
         store: Store,
     ) -> Tx {
-        Tx {
-            inner,
-            _writer: writer,
-            store,
-        }
+        Tx { inner, _writer: writer, store }
     }
 
     /// Commits.
@@ -57,18 +53,11 @@ impl Tx {
     /// declared unique index) already holds the value.
     pub async fn insert(&mut self, t: &'static Table, doc: &Map<String, Value>) -> Result<bool> {
         let seq = self.store.next_seq();
-        let mut cols = vec!["id", "project_id", "name", "seq", "doc"]
-            .into_iter()
-            .map(String::from)
-            .collect::<Vec<_>>();
+        let mut cols = vec!["id", "project_id", "name", "seq", "doc"].into_iter().map(String::from).collect::<Vec<_>>();
         cols.extend(t.cols.iter().map(|c| col_name(c)));
         let ph: Vec<String> = (1..=cols.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT DO NOTHING",
-            t.name,
-            cols.join(", "),
-            ph.join(", ")
-        );
+        let sql =
+            format!("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT DO NOTHING", t.name, cols.join(", "), ph.join(", "));
         let body = Value::Object(doc.clone()).to_string();
         let mut q = sqlx::query(&sql)
             .bind(col_value(doc, "id"))
@@ -86,20 +75,12 @@ impl Tx {
     /// Replaces a resource document (and its columns); `false` if no such id,
     /// or if the new column values collide with a unique constraint.
     pub async fn update(&mut self, t: &'static Table, doc: &Map<String, Value>) -> Result<bool> {
-        let mut sets = vec![
-            "project_id = $1".to_string(),
-            "name = $2".into(),
-            "doc = $3".into(),
-        ];
+        let mut sets = vec!["project_id = $1".to_string(), "name = $2".into(), "doc = $3".into()];
         for (i, c) in t.cols.iter().enumerate() {
             sets.push(format!("{} = ${}", col_name(c), i + 4));
         }
         let idp = t.cols.len() + 4;
-        let sql = format!(
-            "UPDATE {} SET {} WHERE id = ${idp}",
-            t.name,
-            sets.join(", ")
-        );
+        let sql = format!("UPDATE {} SET {} WHERE id = ${idp}", t.name, sets.join(", "));
         let mut q = sqlx::query(&sql)
             .bind(col_value(doc, "project_id"))
             .bind(col_value(doc, "name"))
@@ -130,33 +111,17 @@ impl Tx {
 
     /// Reads a resource with a shared lock (PostgreSQL `FOR SHARE`): others
     /// may read and share-lock it, nobody may update or delete it until commit.
-    pub async fn get_shared(
-        &mut self,
-        t: &'static Table,
-        id: &str,
-    ) -> Result<Option<Map<String, Value>>> {
-        let lock = if self.store.backend == Backend::Postgres {
-            " FOR SHARE"
-        } else {
-            ""
-        };
+    pub async fn get_shared(&mut self, t: &'static Table, id: &str) -> Result<Option<Map<String, Value>>> {
+        let lock = if self.store.backend == Backend::Postgres { " FOR SHARE" } else { "" };
         let sql = format!("SELECT doc FROM {} WHERE id = $1{lock}", t.name);
-        match sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&mut *self.inner)
-            .await?
-        {
+        match sqlx::query(&sql).bind(id).fetch_optional(&mut *self.inner).await? {
             Some(row) => Ok(Some(parse(t, &row)?)),
             None => Ok(None),
         }
     }
 
     /// Reads a resource without locking it.
-    pub async fn peek(
-        &mut self,
-        t: &'static Table,
-        id: &str,
-    ) -> Result<Option<Map<String, Value>>> {
+    pub async fn peek(&mut self, t: &'static Table, id: &str) -> Result<Option<Map<String, Value>>> {
         let backend = self.store.backend;
         get_row(&mut self.inner, backend, t, id, false).await
     }
@@ -169,30 +134,19 @@ impl Tx {
     }
 
     /// Lists resources inside the transaction.
-    pub async fn list(
-        &mut self,
-        t: &'static Table,
-        filter: &[(&str, Vec<String>)],
-    ) -> Result<Vec<Map<String, Value>>> {
+    pub async fn list(&mut self, t: &'static Table, filter: &[(&str, Vec<String>)]) -> Result<Vec<Map<String, Value>>> {
         list_rows(&mut self.inner, t, filter).await
     }
 
     /// Counts resources inside the transaction.
-    pub async fn count(
-        &mut self,
-        t: &'static Table,
-        filter: &[(&str, Vec<String>)],
-    ) -> Result<i64> {
+    pub async fn count(&mut self, t: &'static Table, filter: &[(&str, Vec<String>)]) -> Result<i64> {
         count_rows(&mut self.inner, t, filter).await
     }
 }
 
 fn parse(t: &'static Table, row: &AnyRow) -> Result<Map<String, Value>> {
     let s: String = row.try_get("doc")?;
-    serde_json::from_str(&s).map_err(|source| StoreError::Corrupt {
-        table: t.name,
-        source,
-    })
+    serde_json::from_str(&s).map_err(|source| StoreError::Corrupt { table: t.name, source })
 }
 
 fn where_clause(filter: &[(&str, Vec<String>)], first: usize) -> (String, Vec<String>) {
@@ -226,11 +180,7 @@ pub(crate) async fn get_row(
     id: &str,
     lock: bool,
 ) -> Result<Option<Map<String, Value>>> {
-    let lock = if lock && backend == Backend::Postgres {
-        " FOR UPDATE"
-    } else {
-        ""
-    };
+    let lock = if lock && backend == Backend::Postgres { " FOR UPDATE" } else { "" };
     let sql = format!("SELECT doc FROM {} WHERE id = $1{lock}", t.name);
     match sqlx::query(&sql).bind(id).fetch_optional(conn).await? {
         Some(row) => Ok(Some(parse(t, &row)?)),

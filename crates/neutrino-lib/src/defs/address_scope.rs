@@ -15,21 +15,9 @@ fn ip_version(v: &Value) -> Result<Value, String> {
 }
 
 const ATTRS: &[Attr] = &[
-    Attr::ro("name")
-        .post(Dflt::Str(""))
-        .put()
-        .fs()
-        .check(Check::Str(255)),
-    Attr::ro("shared")
-        .post(Dflt::Bool(false))
-        .put()
-        .fs()
-        .policy()
-        .check(Check::Bool),
-    Attr::ro("ip_version")
-        .required()
-        .fs()
-        .check(Check::Custom(ip_version)),
+    Attr::ro("name").post(Dflt::Str("")).put().fs().check(Check::Str(255)),
+    Attr::ro("shared").post(Dflt::Bool(false)).put().fs().policy().check(Check::Bool),
+    Attr::ro("ip_version").required().fs().check(Check::Custom(ip_version)),
 ];
 
 /// The address scope resource.

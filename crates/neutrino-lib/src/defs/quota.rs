@@ -17,52 +17,17 @@ pub const DEFAULTS: &[(&str, i64)] = &[
 ];
 
 const ATTRS: &[Attr] = &[
-    Attr::ro("network")
-        .post(Dflt::Unset)
-        .put()
-        .check(Check::Int(-1, i32::MAX as i64)),
-    Attr::ro("subnet")
-        .post(Dflt::Unset)
-        .put()
-        .check(Check::Int(-1, i32::MAX as i64)),
-    Attr::ro("port")
-        .post(Dflt::Unset)
-        .put()
-        .check(Check::Int(-1, i32::MAX as i64)),
-    Attr::ro("router")
-        .post(Dflt::Unset)
-        .put()
-        .check(Check::Int(-1, i32::MAX as i64)),
-    Attr::ro("floatingip")
-        .post(Dflt::Unset)
-        .put()
-        .check(Check::Int(-1, i32::MAX as i64)),
-    Attr::ro("security_group")
-        .post(Dflt::Unset)
-        .put()
-        .check(Check::Int(-1, i32::MAX as i64)),
-    Attr::ro("security_group_rule")
-        .post(Dflt::Unset)
-        .put()
-        .check(Check::Int(-1, i32::MAX as i64)),
-    Attr::ro("subnetpool")
-        .post(Dflt::Unset)
-        .put()
-        .check(Check::Int(-1, i32::MAX as i64)),
-    Attr::ro("rbac_policy")
-        .post(Dflt::Unset)
-        .put()
-        .check(Check::Int(-1, i32::MAX as i64)),
-    Attr::ro("force")
-        .post(Dflt::Unset)
-        .put()
-        .hidden()
-        .check(Check::Bool),
-    Attr::ro("check_limit")
-        .post(Dflt::Unset)
-        .put()
-        .hidden()
-        .check(Check::Bool),
+    Attr::ro("network").post(Dflt::Unset).put().check(Check::Int(-1, i32::MAX as i64)),
+    Attr::ro("subnet").post(Dflt::Unset).put().check(Check::Int(-1, i32::MAX as i64)),
+    Attr::ro("port").post(Dflt::Unset).put().check(Check::Int(-1, i32::MAX as i64)),
+    Attr::ro("router").post(Dflt::Unset).put().check(Check::Int(-1, i32::MAX as i64)),
+    Attr::ro("floatingip").post(Dflt::Unset).put().check(Check::Int(-1, i32::MAX as i64)),
+    Attr::ro("security_group").post(Dflt::Unset).put().check(Check::Int(-1, i32::MAX as i64)),
+    Attr::ro("security_group_rule").post(Dflt::Unset).put().check(Check::Int(-1, i32::MAX as i64)),
+    Attr::ro("subnetpool").post(Dflt::Unset).put().check(Check::Int(-1, i32::MAX as i64)),
+    Attr::ro("rbac_policy").post(Dflt::Unset).put().check(Check::Int(-1, i32::MAX as i64)),
+    Attr::ro("force").post(Dflt::Unset).put().hidden().check(Check::Bool),
+    Attr::ro("check_limit").post(Dflt::Unset).put().hidden().check(Check::Bool),
 ];
 
 /// The quota resource.

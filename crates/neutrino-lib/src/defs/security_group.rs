@@ -61,11 +61,7 @@ fn protocol(v: &Value) -> Result<Value, Fault> {
         },
         Value::String(s) => {
             if let Ok(i) = s.parse::<i64>() {
-                return if (0..=255).contains(&i) {
-                    Ok(Value::String(s.clone()))
-                } else {
-                    Err(invalid_protocol(v))
-                };
+                return if (0..=255).contains(&i) { Ok(Value::String(s.clone())) } else { Err(invalid_protocol(v)) };
             }
             let l = s.to_ascii_lowercase();
             if PROTOCOLS.iter().any(|(n, _)| *n == l) {
@@ -79,13 +75,8 @@ fn protocol(v: &Value) -> Result<Value, Fault> {
 }
 
 fn port_value(v: &Value) -> Result<Value, Fault> {
-    let bad = || {
-        Fault::new(
-            400,
-            "SecurityGroupInvalidPortValue",
-            format!("Invalid value for port {}", checks::show(v)),
-        )
-    };
+    let bad =
+        || Fault::new(400, "SecurityGroupInvalidPortValue", format!("Invalid value for port {}", checks::show(v)));
     match v {
         Value::Null => Ok(Value::Null),
         other => match checks::to_int(other) {
@@ -106,7 +97,10 @@ fn ethertype(v: &Value) -> Result<Value, Fault> {
     Err(Fault::new(
         400,
         "SecurityGroupRuleInvalidEtherType",
-        format!("Security group rule for ethertype '{}' not supported. Allowed values are ['IPv4', 'IPv6'].", checks::show(v)),
+        format!(
+            "Security group rule for ethertype '{}' not supported. Allowed values are ['IPv4', 'IPv6'].",
+            checks::show(v)
+        ),
     ))
 }
 
@@ -121,29 +115,19 @@ fn remote_ip_prefix(v: &Value) -> Result<Value, Fault> {
             }
             match s.parse::<ipnet::IpNet>() {
                 Ok(n) => Ok(Value::String(n.to_string())),
-                Err(_) => Err(Fault::new(
-                    400,
-                    "InvalidCIDR",
-                    format!("Invalid CIDR {s} given as IP prefix."),
-                )),
+                Err(_) => Err(Fault::new(400, "InvalidCIDR", format!("Invalid CIDR {s} given as IP prefix."))),
             }
         }
-        other => Err(Fault::new(
-            400,
-            "InvalidCIDR",
-            format!("Invalid CIDR {} given as IP prefix.", checks::show(other)),
-        )),
+        other => {
+            Err(Fault::new(400, "InvalidCIDR", format!("Invalid CIDR {} given as IP prefix.", checks::show(other))))
+        }
     }
 }
 
 fn name_not_default(v: &Value) -> Result<Value, Fault> {
-    let s = checks::string(v, 255)
-        .map_err(|r| Fault::bad_request(format!("Invalid input for name. Reason: {r}.")))?;
+    let s = checks::string(v, 255).map_err(|r| Fault::bad_request(format!("Invalid input for name. Reason: {r}.")))?;
     if s.eq_ignore_ascii_case("default") {
-        return Err(Fault::conflict(
-            "SecurityGroupDefaultAlreadyExists",
-            "Default security group already exists.",
-        ));
+        return Err(Fault::conflict("SecurityGroupDefaultAlreadyExists", "Default security group already exists."));
     }
     Ok(Value::String(s))
 }
@@ -156,16 +140,8 @@ fn uuid_or_null_str(v: &Value) -> Result<Value, String> {
 }
 
 const SG_ATTRS: &[Attr] = &[
-    Attr::ro("name")
-        .post(Dflt::Str(""))
-        .put()
-        .fs()
-        .check(Check::Conv(name_not_default)),
-    Attr::ro("stateful")
-        .post(Dflt::Bool(true))
-        .put()
-        .filter()
-        .check(Check::Bool),
+    Attr::ro("name").post(Dflt::Str("")).put().fs().check(Check::Conv(name_not_default)),
+    Attr::ro("stateful").post(Dflt::Bool(true)).put().filter().check(Check::Bool),
     Attr::ro("shared").filter(),
     Attr::ro("security_group_rules"),
 ];
@@ -184,46 +160,17 @@ pub static SECURITY_GROUP: ResourceDef = ResourceDef {
 };
 
 const RULE_ATTRS: &[Attr] = &[
-    Attr::ro("security_group_id")
-        .required()
-        .fs()
-        .check(Check::Str(36)),
-    Attr::ro("remote_group_id")
-        .post(Dflt::Null)
-        .fs()
-        .check(Check::Custom(uuid_or_null_str)),
-    Attr::ro("direction")
-        .required()
-        .fs()
-        .check(Check::Values(&["ingress", "egress"])),
-    Attr::ro("protocol")
-        .post(Dflt::Null)
-        .fs()
-        .check(Check::Conv(protocol)),
-    Attr::ro("port_range_min")
-        .post(Dflt::Null)
-        .fs()
-        .check(Check::Conv(port_value)),
-    Attr::ro("port_range_max")
-        .post(Dflt::Null)
-        .fs()
-        .check(Check::Conv(port_value)),
-    Attr::ro("ethertype")
-        .post(Dflt::Str("IPv4"))
-        .fs()
-        .check(Check::Conv(ethertype)),
-    Attr::ro("remote_ip_prefix")
-        .post(Dflt::Null)
-        .fs()
-        .check(Check::Conv(remote_ip_prefix)),
-    Attr::ro("remote_address_group_id")
-        .post(Dflt::Null)
-        .fs()
-        .check(Check::Custom(uuid_or_null_str)),
+    Attr::ro("security_group_id").required().fs().check(Check::Str(36)),
+    Attr::ro("remote_group_id").post(Dflt::Null).fs().check(Check::Custom(uuid_or_null_str)),
+    Attr::ro("direction").required().fs().check(Check::Values(&["ingress", "egress"])),
+    Attr::ro("protocol").post(Dflt::Null).fs().check(Check::Conv(protocol)),
+    Attr::ro("port_range_min").post(Dflt::Null).fs().check(Check::Conv(port_value)),
+    Attr::ro("port_range_max").post(Dflt::Null).fs().check(Check::Conv(port_value)),
+    Attr::ro("ethertype").post(Dflt::Str("IPv4")).fs().check(Check::Conv(ethertype)),
+    Attr::ro("remote_ip_prefix").post(Dflt::Null).fs().check(Check::Conv(remote_ip_prefix)),
+    Attr::ro("remote_address_group_id").post(Dflt::Null).fs().check(Check::Custom(uuid_or_null_str)),
     Attr::ro("normalized_cidr").fs(),
-    Attr::ro("belongs_to_default_sg")
-        .filter()
-        .check(Check::Bool),
+    Attr::ro("belongs_to_default_sg").filter().check(Check::Bool),
 ];
 
 /// The security group rule resource.
@@ -240,8 +187,6 @@ pub static SECURITY_GROUP_RULE: ResourceDef = ResourceDef {
 };
 
 /// Protocols for which port ranges are meaningful.
-pub const PORT_PROTOCOLS: &[&str] = &[
-    "tcp", "udp", "dccp", "sctp", "udplite", "6", "17", "33", "132", "136",
-];
+pub const PORT_PROTOCOLS: &[&str] = &["tcp", "udp", "dccp", "sctp", "udplite", "6", "17", "33", "132", "136"];
 /// ICMP protocols (port_range_min/max are type/code).
 pub const ICMP_PROTOCOLS: &[&str] = &["icmp", "icmpv6", "ipv6-icmp", "1", "58"];

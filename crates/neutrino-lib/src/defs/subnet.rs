@@ -45,75 +45,23 @@ fn service_types(v: &Value) -> Result<Value, String> {
 }
 
 const ATTRS: &[Attr] = &[
-    Attr::ro("name")
-        .post(Dflt::Str(""))
-        .put()
-        .fs()
-        .check(Check::Str(255)),
-    Attr::ro("ip_version")
-        .required()
-        .fs()
-        .check(Check::Custom(ip_version)),
+    Attr::ro("name").post(Dflt::Str("")).put().fs().check(Check::Str(255)),
+    Attr::ro("ip_version").required().fs().check(Check::Custom(ip_version)),
     Attr::ro("network_id").required().fs().check(Check::Uuid),
-    Attr::ro("subnetpool_id")
-        .post(Dflt::Unset)
-        .fs()
-        .check(Check::Custom(subnetpool_id)),
-    Attr::ro("prefixlen")
-        .post(Dflt::Unset)
-        .hidden()
-        .check(Check::Int(0, 128)),
-    Attr::ro("cidr")
-        .post(Dflt::Unset)
-        .fs()
-        .check(Check::Custom(cidr_or_null)),
-    Attr::ro("gateway_ip")
-        .post(Dflt::Unset)
-        .put()
-        .fs()
-        .check(Check::IpOrNull),
-    Attr::ro("allocation_pools")
-        .post(Dflt::Unset)
-        .put()
-        .check(Check::Custom(checks::allocation_pools)),
-    Attr::ro("dns_nameservers")
-        .post(Dflt::Unset)
-        .put()
-        .check(Check::Custom(checks::nameservers)),
-    Attr::ro("host_routes")
-        .post(Dflt::Unset)
-        .put()
-        .check(Check::Custom(checks::host_routes)),
-    Attr::ro("enable_dhcp")
-        .post(Dflt::Bool(true))
-        .put()
-        .fs()
-        .check(Check::Bool),
-    Attr::ro("ipv6_ra_mode")
-        .post(Dflt::Unset)
-        .fs()
-        .check(Check::ValuesOrNull(IPV6_MODES)),
-    Attr::ro("ipv6_address_mode")
-        .post(Dflt::Unset)
-        .fs()
-        .check(Check::ValuesOrNull(IPV6_MODES)),
-    Attr::ro("segment_id")
-        .post(Dflt::Null)
-        .put()
-        .fs()
-        .check(Check::UuidOrNull),
-    Attr::ro("service_types")
-        .post(Dflt::Unset)
-        .put()
-        .check(Check::Custom(service_types)),
-    Attr::ro("dns_publish_fixed_ip")
-        .post(Dflt::Bool(false))
-        .put()
-        .check(Check::Bool),
-    Attr::ro("use_default_subnetpool")
-        .post(Dflt::Bool(false))
-        .hidden()
-        .check(Check::Bool),
+    Attr::ro("subnetpool_id").post(Dflt::Unset).fs().check(Check::Custom(subnetpool_id)),
+    Attr::ro("prefixlen").post(Dflt::Unset).hidden().check(Check::Int(0, 128)),
+    Attr::ro("cidr").post(Dflt::Unset).fs().check(Check::Custom(cidr_or_null)),
+    Attr::ro("gateway_ip").post(Dflt::Unset).put().fs().check(Check::IpOrNull),
+    Attr::ro("allocation_pools").post(Dflt::Unset).put().check(Check::Custom(checks::allocation_pools)),
+    Attr::ro("dns_nameservers").post(Dflt::Unset).put().check(Check::Custom(checks::nameservers)),
+    Attr::ro("host_routes").post(Dflt::Unset).put().check(Check::Custom(checks::host_routes)),
+    Attr::ro("enable_dhcp").post(Dflt::Bool(true)).put().fs().check(Check::Bool),
+    Attr::ro("ipv6_ra_mode").post(Dflt::Unset).fs().check(Check::ValuesOrNull(IPV6_MODES)),
+    Attr::ro("ipv6_address_mode").post(Dflt::Unset).fs().check(Check::ValuesOrNull(IPV6_MODES)),
+    Attr::ro("segment_id").post(Dflt::Null).put().fs().check(Check::UuidOrNull),
+    Attr::ro("service_types").post(Dflt::Unset).put().check(Check::Custom(service_types)),
+    Attr::ro("dns_publish_fixed_ip").post(Dflt::Bool(false)).put().check(Check::Bool),
+    Attr::ro("use_default_subnetpool").post(Dflt::Bool(false)).hidden().check(Check::Bool),
     Attr::ro("router:external").filter(),
 ];
 
