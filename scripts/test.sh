@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs neutrino's whole test suite on a Debian machine (as root): installs
+# what the tests need, starts PostgreSQL and RabbitMQ if they are down, then
+# runs every crate's tests with cargo-nextest.
+. "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+apt_install ca-certificates gcc pkg-config iproute2 postgresql-client
+ensure_rust
+ensure_postgres
+ensure_rabbitmq
+if ! cargo nextest --version >/dev/null 2>&1; then
+  log "installing cargo-nextest"
+  cargo install cargo-nextest
+fi
+log "running the test suite"
+cargo nextest run --workspace --profile ci "$@"
