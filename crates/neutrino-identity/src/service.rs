@@ -1,0 +1,167 @@
+//! The identity service: the store, the options, the Fernet keys.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use neutrino_lib::ini::{BadOption, Ini};
+use neutrino_store::Store;
+
+use crate::fernet_keys::{KeyRepository, Keyring};
+use crate::{IdentityError, Result};
+
+/// How the embedded identity service behaves.
+#[derive(Debug, Clone)]
+pub struct IdentityOptions {
+    /// The public base URL of the identity API (`http://127.0.0.1:5000`),
+    /// used in links, version documents and `WWW-Authenticate`.
+    pub public_url: String,
+    /// The Fernet key repository directory.
+    pub key_repository: PathBuf,
+    /// Keys kept by rotation (staged + primary + secondaries; Keystone's default 3).
+    pub max_active_keys: usize,
+    /// Token lifetime (Keystone's `[token] expiration`, default 1 h).
+    pub token_expiration: Duration,
+    /// bcrypt cost for new password hashes (default 10).
+    pub password_hash_cost: u32,
+}
+
+impl IdentityOptions {
+    /// Defaults with the given public URL and key directory.
+    pub fn new(public_url: impl Into<String>, key_repository: impl Into<PathBuf>) -> Self {
+        IdentityOptions {
+            public_url: public_url.into().trim_end_matches('/').to_string(),
+            key_repository: key_repository.into(),
+            max_active_keys: 3,
+            token_expiration: Duration::from_secs(3600),
+            password_hash_cost: 10,
+        }
+    }
+
+    /// Applies keystone.conf-style options found in `ini`:
+    /// `[token] expiration` (seconds), `[fernet_tokens] key_repository` and
+    /// `max_active_keys`, `[identity] password_hash_rounds`, and
+    /// `[identity] public_endpoint`.
+    pub fn apply_ini(&mut self, ini: &Ini) -> std::result::Result<(), BadOption> {
+        if let Some(s) = ini.int("token", "expiration")? {
+            self.token_expiration = Duration::from_secs(s.max(1) as u64);
+        }
+        if let Some(dir) = ini.get("fernet_tokens", "key_repository") {
+            self.key_repository = PathBuf::from(dir);
+        }
+        if let Some(n) = ini.int("fernet_tokens", "max_active_keys")? {
+            self.max_active_keys = n.max(2) as usize;
+        }
+        if let Some(n) = ini.int("identity", "password_hash_rounds")? {
+            self.password_hash_cost = n.clamp(4, 31) as u32;
+        }
+        if let Some(url) = ini.get("identity", "public_endpoint") {
+            self.public_url = url.trim_end_matches('/').to_string();
+        }
+        Ok(())
+    }
+}
+
+/// The embedded Keystone: share it in an `Arc` between the router and
+/// [`crate::EmbeddedAuth`].
+pub struct IdentityService {
+    pub(crate) store: Store,
+    pub(crate) options: IdentityOptions,
+    keys: KeyRepository,
+    keyring: RwLock<Arc<Keyring>>,
+    pub(crate) dummy_hash: String,
+}
+
+impl std::fmt::Debug for IdentityService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IdentityService({})", self.options.public_url)
+    }
+}
+
+impl IdentityService {
+    /// Brings the identity tables up to date and opens (creating if needed)
+    /// the key repository.
+    pub async fn new(store: Store, options: IdentityOptions) -> Result<IdentityService> {
+        store.apply_migrations("identity", crate::MIGRATIONS).await?;
+        let keys = KeyRepository::new(&options.key_repository, options.max_active_keys);
+        keys.setup()?;
+        let keyring = keys.load()?;
+        let cost = options.password_hash_cost;
+        let dummy_hash = tokio::task::spawn_blocking(move || crate::password::dummy_hash(cost))
+            .await
+            .map_err(|e| IdentityError::Internal(e.to_string()))?;
+        Ok(IdentityService { store, options, keys, keyring: RwLock::new(Arc::new(keyring)), dummy_hash })
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &IdentityOptions {
+        &self.options
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The public base URL (no trailing slash).
+    pub fn public_url(&self) -> &str {
+        &self.options.public_url
+    }
+
+    /// The v3 endpoint URL (`<public>/v3/`).
+    pub fn v3_url(&self) -> String {
+        format!("{}/v3/", self.options.public_url)
+    }
+
+    /// A link to a resource: `<public>/v3/<path>`.
+    pub(crate) fn link(&self, path: &str) -> String {
+        format!("{}/v3/{path}", self.options.public_url)
+    }
+
+    /// The loaded keys.
+    pub(crate) fn keyring(&self) -> Arc<Keyring> {
+        match self.keyring.read() {
+            Ok(k) => k.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Rotates the Fernet keys (see [`KeyRepository::rotate`]) and starts
+    /// using the new primary. Returns the new primary index.
+    pub fn rotate_keys(&self) -> Result<u32> {
+        let primary = self.keys.rotate()?;
+        self.reload_keys()?;
+        Ok(primary)
+    }
+
+    /// Re-reads the key repository (after an external rotation or sync).
+    pub fn reload_keys(&self) -> Result<()> {
+        let ring = Arc::new(self.keys.load()?);
+        match self.keyring.write() {
+            Ok(mut k) => *k = ring,
+            Err(poisoned) => *poisoned.into_inner() = ring,
+        }
+        Ok(())
+    }
+
+    /// Reads a setting (a small key/value table; bootstrap keeps its state there).
+    pub(crate) async fn setting(&self, name: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT value FROM identity_settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(self.store.pool())
+            .await?;
+        row.map(|r| crate::db::text(&r, "value")).transpose()
+    }
+
+    /// Writes a setting.
+    pub(crate) async fn set_setting(&self, name: &str, value: &str) -> Result<()> {
+        let mut tx = self.store.begin().await?;
+        sqlx::query("INSERT INTO identity_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+            .bind(name)
+            .bind(value)
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
