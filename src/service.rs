@@ -44,7 +44,9 @@ impl NetworkService {
 
     /// The API over this service's plugins.
     pub fn api(&self, auth: Arc<dyn Authenticator>) -> Api {
-        let mut api = Api::new(neutrino_ml2::plugins(&self.core), auth);
+        let mut plugins = neutrino_ml2::plugins(&self.core);
+        plugins.extend(neutrino_l3::plugins(&self.core));
+        let mut api = Api::new(plugins, auth);
         let store = self.store.clone();
         api.health.push((
             "database",

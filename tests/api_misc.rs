@@ -11,21 +11,39 @@ on_both_stores!(discovery_and_extensions, |srv: Server| async move {
     assert_eq!(v["versions"][0]["id"], "v2.0");
     assert_eq!(v["versions"][0]["status"], "CURRENT");
     let r = c.get("").await.expect(200);
-    let colls: Vec<&str> = r["resources"].as_array().unwrap().iter().map(|x| x["collection"].as_str().unwrap()).collect();
+    let colls: Vec<&str> =
+        r["resources"].as_array().unwrap().iter().map(|x| x["collection"].as_str().unwrap()).collect();
     for want in ["networks", "subnets", "ports", "security_groups", "security_group_rules", "subnetpools", "quotas"] {
         assert!(colls.contains(&want), "{want} missing from {colls:?}");
     }
     let ext = c.get("extensions").await.expect(200);
-    let aliases: Vec<&str> = ext["extensions"].as_array().unwrap().iter().map(|e| e["alias"].as_str().unwrap()).collect();
-    for want in ["external-net", "provider", "security-group", "quotas", "standard-attr-tag", "pagination", "sorting", "revision-if-match", "port-security", "subnet_allocation"] {
+    let aliases: Vec<&str> =
+        ext["extensions"].as_array().unwrap().iter().map(|e| e["alias"].as_str().unwrap()).collect();
+    for want in [
+        "external-net",
+        "provider",
+        "security-group",
+        "quotas",
+        "standard-attr-tag",
+        "pagination",
+        "sorting",
+        "revision-if-match",
+        "port-security",
+        "subnet_allocation",
+    ] {
         assert!(aliases.contains(&want), "{want} missing");
     }
-    // Nothing is listed that is not implemented (routers come with the L3 plugin).
-    for absent in ["router", "dvr", "l3-ha", "trunk", "qos"] {
+    // Nothing is listed that is not implemented.
+    for absent in ["dvr", "l3-ha", "trunk", "qos", "l3-flavors"] {
         assert!(!aliases.contains(&absent), "{absent} listed but not implemented");
     }
     for e in ext["extensions"].as_array().unwrap() {
-        assert!(e["name"].as_str().is_some_and(|n| !n.is_empty()) && e["updated"].is_string() && e["description"].is_string(), "{e}");
+        assert!(
+            e["name"].as_str().is_some_and(|n| !n.is_empty())
+                && e["updated"].is_string()
+                && e["description"].is_string(),
+            "{e}"
+        );
     }
     assert_eq!(c.get("extensions/external-net").await.expect(200)["extension"]["alias"], "external-net");
     c.get("extensions/dvr").await.fault(404, "HTTPNotFound");
@@ -49,7 +67,11 @@ on_both_stores!(quotas, |srv: Server| async move {
     assert_eq!(q["security_group_rule"], 100);
     c.put(&format!("quotas/{p}"), json!({"quota": {"network": 2}})).await.fault(403, "PolicyNotAuthorized");
     c.get(&format!("quotas/{}", project())).await.fault(403, "PolicyNotAuthorized");
-    assert_eq!(admin.put(&format!("quotas/{p}"), json!({"quota": {"network": 2, "port": 3}})).await.expect(200)["quota"]["network"], 2);
+    assert_eq!(
+        admin.put(&format!("quotas/{p}"), json!({"quota": {"network": 2, "port": 3}})).await.expect(200)["quota"]
+            ["network"],
+        2
+    );
     let n = c.network("a").await;
     c.network("b").await;
     c.post("networks", json!({"network": {"name": "c"}})).await.fault(409, "OverQuota");

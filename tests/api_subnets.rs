@@ -32,7 +32,10 @@ on_both_stores!(defaults_and_crud, |srv: Server| async move {
     assert_eq!(net["revision_number"], 2, "adding a subnet bumps the network");
     // Update: gateway, DNS, routes, DHCP, name.
     let up = c
-        .put(&format!("subnets/{sid}"), json!({"subnet": {"name": "s2", "enable_dhcp": false, "dns_nameservers": [], "gateway_ip": null}}))
+        .put(
+            &format!("subnets/{sid}"),
+            json!({"subnet": {"name": "s2", "enable_dhcp": false, "dns_nameservers": [], "gateway_ip": null}}),
+        )
         .await
         .expect(200)["subnet"]
         .clone();
@@ -42,7 +45,10 @@ on_both_stores!(defaults_and_crud, |srv: Server| async move {
     c.put(&format!("subnets/{sid}"), json!({"subnet": {"cidr": "10.1.0.0/24"}})).await.fault(400, "HTTPBadRequest");
     // No gateway, the default pool covers .1 too.
     let s3 = c
-        .post("subnets", json!({"subnet": {"network_id": n["id"], "cidr": "10.3.0.0/29", "ip_version": 4, "gateway_ip": null}}))
+        .post(
+            "subnets",
+            json!({"subnet": {"network_id": n["id"], "cidr": "10.3.0.0/29", "ip_version": 4, "gateway_ip": null}}),
+        )
         .await
         .expect(201)["subnet"]
         .clone();
@@ -63,7 +69,9 @@ on_both_stores!(validation, |srv: Server| async move {
     post(json!({"network_id": net, "cidr": "10.0.0.0/24"})).await.fault(400, "HTTPBadRequest");
     post(json!({"network_id": net, "cidr": "10.0.0.0/24", "ip_version": 5})).await.fault(400, "HTTPBadRequest");
     post(json!({"network_id": net, "cidr": "2001:db8::/64", "ip_version": 4})).await.fault(400, "InvalidInput");
-    post(json!({"network_id": net, "cidr": "10.0.0.0/24", "ip_version": 4, "gateway_ip": "10.0.1.1"})).await.fault(400, "InvalidInput");
+    post(json!({"network_id": net, "cidr": "10.0.0.0/24", "ip_version": 4, "gateway_ip": "10.0.1.1"}))
+        .await
+        .fault(400, "InvalidInput");
     post(json!({"network_id": net, "cidr": "10.0.0.0/24", "ip_version": 4, "allocation_pools": [{"start": "10.0.0.10", "end": "10.0.1.5"}]}))
         .await
         .fault(400, "OutOfBoundsAllocationPool");
@@ -77,13 +85,19 @@ on_both_stores!(validation, |srv: Server| async move {
     post(json!({"network_id": net, "cidr": "10.0.0.0/24", "ip_version": 4, "gateway_ip": "10.0.0.5", "allocation_pools": [{"start": "10.0.0.2", "end": "10.0.0.10"}]}))
         .await
         .fault(409, "GatewayConflictWithAllocationPools");
-    post(json!({"network_id": net, "cidr": "10.0.0.0/24", "ip_version": 4, "dns_nameservers": ["1.1.1.1", "1.1.1.1"]})).await.fault(400, "HTTPBadRequest");
+    post(json!({"network_id": net, "cidr": "10.0.0.0/24", "ip_version": 4, "dns_nameservers": ["1.1.1.1", "1.1.1.1"]}))
+        .await
+        .fault(400, "HTTPBadRequest");
     post(json!({"network_id": net, "cidr": "10.0.0.0/24", "ip_version": 4, "dns_nameservers": ["1.1.1.1", "1.1.1.2", "1.1.1.3", "1.1.1.4", "1.1.1.5", "1.1.1.6"]}))
         .await
         .fault(400, "DNSNameServersExhausted");
     post(json!({"network_id": net, "cidr": "10.0.0.0/24", "ip_version": 4, "host_routes": [{"destination": "10.5.0.0/16"}]})).await.fault(400, "HTTPBadRequest");
-    post(json!({"network_id": net, "cidr": "10.0.0.0/24", "ip_version": 4, "ipv6_ra_mode": "slaac"})).await.fault(400, "InvalidInput");
-    post(json!({"network_id": "00000000-0000-0000-0000-000000000000", "cidr": "10.0.0.0/24", "ip_version": 4})).await.fault(404, "NetworkNotFound");
+    post(json!({"network_id": net, "cidr": "10.0.0.0/24", "ip_version": 4, "ipv6_ra_mode": "slaac"}))
+        .await
+        .fault(400, "InvalidInput");
+    post(json!({"network_id": "00000000-0000-0000-0000-000000000000", "cidr": "10.0.0.0/24", "ip_version": 4}))
+        .await
+        .fault(404, "NetworkNotFound");
     // Overlap on the same network is refused; on another network it is fine.
     post(json!({"network_id": net, "cidr": "10.0.0.0/24", "ip_version": 4})).await.expect(201);
     post(json!({"network_id": net, "cidr": "10.0.0.128/25", "ip_version": 4})).await.fault(400, "InvalidInput");
@@ -93,7 +107,9 @@ on_both_stores!(validation, |srv: Server| async move {
     post(json!({"network_id": net, "cidr": "2001:db8::/64", "ip_version": 6, "ipv6_ra_mode": "slaac", "ipv6_address_mode": "dhcpv6-stateful"}))
         .await
         .fault(400, "InvalidInput");
-    post(json!({"network_id": net, "cidr": "2001:db8::/80", "ip_version": 6, "ipv6_address_mode": "slaac"})).await.fault(400, "InvalidInput");
+    post(json!({"network_id": net, "cidr": "2001:db8::/80", "ip_version": 6, "ipv6_address_mode": "slaac"}))
+        .await
+        .fault(400, "InvalidInput");
     assert_eq!(c.get("subnets").await.expect(200)["subnets"].as_array().unwrap().len(), 2, "nothing half-written");
 });
 
@@ -112,9 +128,16 @@ on_both_stores!(pools_update_and_in_use, |srv: Server| async move {
     assert_eq!(p2["fixed_ips"][0]["ip_address"], "10.0.0.3");
     c.post("ports", json!({"port": {"network_id": n["id"]}})).await.fault(409, "IpAddressGenerationFailure");
     // Grow the pool: the next port gets the next address, never an allocated one.
-    c.put(&format!("subnets/{sid}"), json!({"subnet": {"allocation_pools": [{"start": "10.0.0.2", "end": "10.0.0.5"}]}})).await.expect(200);
+    c.put(
+        &format!("subnets/{sid}"),
+        json!({"subnet": {"allocation_pools": [{"start": "10.0.0.2", "end": "10.0.0.5"}]}}),
+    )
+    .await
+    .expect(200);
     assert_eq!(c.port(&n).await["fixed_ips"][0]["ip_address"], "10.0.0.4");
-    c.put(&format!("subnets/{sid}"), json!({"subnet": {"gateway_ip": "10.0.0.5"}})).await.fault(409, "GatewayConflictWithAllocationPools");
+    c.put(&format!("subnets/{sid}"), json!({"subnet": {"gateway_ip": "10.0.0.5"}}))
+        .await
+        .fault(409, "GatewayConflictWithAllocationPools");
     c.put(&format!("subnets/{sid}"), json!({"subnet": {"gateway_ip": "10.0.0.2"}})).await.fault(409, "GatewayIpInUse");
     c.delete(&format!("subnets/{sid}")).await.fault(409, "SubnetInUse");
     // Releasing an address makes it available again.
@@ -137,7 +160,10 @@ on_both_stores!(ipv6_slaac_and_stateful, |srv: Server| async move {
         .expect(201)["subnet"]
         .clone();
     assert_eq!(slaac["gateway_ip"], "2001:db8:1::1");
-    let p = c.post("ports", json!({"port": {"network_id": n["id"], "mac_address": "fa:16:3e:12:34:56"}})).await.expect(201)["port"].clone();
+    let p =
+        c.post("ports", json!({"port": {"network_id": n["id"], "mac_address": "fa:16:3e:12:34:56"}})).await.expect(201)
+            ["port"]
+            .clone();
     assert_eq!(p["fixed_ips"][0]["ip_address"], "2001:db8:1:0:f816:3eff:fe12:3456", "EUI-64 from the MAC");
     // A stateful subnet added later gives new ports one address from it too.
     let st = c
@@ -145,8 +171,12 @@ on_both_stores!(ipv6_slaac_and_stateful, |srv: Server| async move {
         .await
         .expect(201)["subnet"]
         .clone();
-    let p2 = c.post("ports", json!({"port": {"network_id": n["id"], "mac_address": "fa:16:3e:00:00:01"}})).await.expect(201)["port"].clone();
-    let addrs: Vec<&str> = p2["fixed_ips"].as_array().unwrap().iter().map(|f| f["ip_address"].as_str().unwrap()).collect();
+    let p2 =
+        c.post("ports", json!({"port": {"network_id": n["id"], "mac_address": "fa:16:3e:00:00:01"}})).await.expect(201)
+            ["port"]
+            .clone();
+    let addrs: Vec<&str> =
+        p2["fixed_ips"].as_array().unwrap().iter().map(|f| f["ip_address"].as_str().unwrap()).collect();
     assert!(addrs.contains(&"2001:db8:2::2"), "{addrs:?}");
     assert!(addrs.contains(&"2001:db8:1:0:f816:3eff:fe00:1"), "{addrs:?}");
     // A new SLAAC subnet gives existing ports an address as well.
@@ -174,24 +204,65 @@ on_both_stores!(subnet_pools, |srv: Server| async move {
     assert_eq!(pool["ip_version"], 4);
     let pid = pool["id"].as_str().unwrap();
     let n = c.network("n").await;
-    let s1 = c.post("subnets", json!({"subnet": {"network_id": n["id"], "subnetpool_id": pid, "ip_version": 4}})).await.expect(201)["subnet"].clone();
+    let s1 = c
+        .post("subnets", json!({"subnet": {"network_id": n["id"], "subnetpool_id": pid, "ip_version": 4}}))
+        .await
+        .expect(201)["subnet"]
+        .clone();
     assert_eq!(s1["cidr"], "10.10.0.0/24");
     assert_eq!(s1["subnetpool_id"], pid);
     let n2 = c.network("n2").await;
-    let s2 = c.post("subnets", json!({"subnet": {"network_id": n2["id"], "subnetpool_id": pid, "ip_version": 4, "prefixlen": 26}})).await.expect(201)["subnet"].clone();
+    let s2 = c
+        .post(
+            "subnets",
+            json!({"subnet": {"network_id": n2["id"], "subnetpool_id": pid, "ip_version": 4, "prefixlen": 26}}),
+        )
+        .await
+        .expect(201)["subnet"]
+        .clone();
     assert_eq!(s2["cidr"], "10.10.1.0/26");
-    c.post("subnets", json!({"subnet": {"network_id": n2["id"], "subnetpool_id": pid, "ip_version": 4, "prefixlen": 30}})).await.fault(400, "IllegalSubnetPoolPrefixLength");
-    c.post("subnets", json!({"subnet": {"network_id": n2["id"], "subnetpool_id": pid, "ip_version": 4, "cidr": "10.10.0.128/25"}})).await.fault(409, "SubnetAllocationError");
-    c.post("subnets", json!({"subnet": {"network_id": n2["id"], "subnetpool_id": pid, "ip_version": 4, "cidr": "10.20.0.0/24"}})).await.fault(400, "IllegalSubnetPoolPrefixBounds");
+    c.post(
+        "subnets",
+        json!({"subnet": {"network_id": n2["id"], "subnetpool_id": pid, "ip_version": 4, "prefixlen": 30}}),
+    )
+    .await
+    .fault(400, "IllegalSubnetPoolPrefixLength");
+    c.post(
+        "subnets",
+        json!({"subnet": {"network_id": n2["id"], "subnetpool_id": pid, "ip_version": 4, "cidr": "10.10.0.128/25"}}),
+    )
+    .await
+    .fault(409, "SubnetAllocationError");
+    c.post(
+        "subnets",
+        json!({"subnet": {"network_id": n2["id"], "subnetpool_id": pid, "ip_version": 4, "cidr": "10.20.0.0/24"}}),
+    )
+    .await
+    .fault(400, "IllegalSubnetPoolPrefixBounds");
     c.delete(&format!("subnetpools/{pid}")).await.fault(409, "SubnetPoolInUse");
-    let up = c.put(&format!("subnetpools/{pid}"), json!({"subnetpool": {"prefixes": ["10.10.0.0/16", "10.30.0.0/16"], "name": "p2"}})).await.expect(200)["subnetpool"].clone();
+    let up = c
+        .put(
+            &format!("subnetpools/{pid}"),
+            json!({"subnetpool": {"prefixes": ["10.10.0.0/16", "10.30.0.0/16"], "name": "p2"}}),
+        )
+        .await
+        .expect(200)["subnetpool"]
+        .clone();
     assert_eq!(up["prefixes"].as_array().unwrap().len(), 2);
-    c.put(&format!("subnetpools/{pid}"), json!({"subnetpool": {"prefixes": ["10.30.0.0/16"]}})).await.fault(400, "IllegalSubnetPoolPrefixUpdate");
-    let added = c.put(&format!("subnetpools/{pid}/add_prefixes"), json!({"prefixes": ["10.31.0.0/16"]})).await.expect(200);
+    c.put(&format!("subnetpools/{pid}"), json!({"subnetpool": {"prefixes": ["10.30.0.0/16"]}}))
+        .await
+        .fault(400, "IllegalSubnetPoolPrefixUpdate");
+    let added =
+        c.put(&format!("subnetpools/{pid}/add_prefixes"), json!({"prefixes": ["10.31.0.0/16"]})).await.expect(200);
     assert_eq!(added["prefixes"], json!(["10.10.0.0/16", "10.30.0.0/15"]));
-    let removed = c.put(&format!("subnetpools/{pid}/remove_prefixes"), json!({"prefixes": ["10.31.0.0/16"]})).await.expect(200);
+    let removed =
+        c.put(&format!("subnetpools/{pid}/remove_prefixes"), json!({"prefixes": ["10.31.0.0/16"]})).await.expect(200);
     assert_eq!(removed["prefixes"], json!(["10.10.0.0/16", "10.30.0.0/16"]));
-    c.put(&format!("subnetpools/{pid}/remove_prefixes"), json!({"prefixes": ["10.10.0.0/16"]})).await.fault(409, "IllegalSubnetPoolUpdate");
-    c.post("subnetpools", json!({"subnetpool": {"name": "mixed", "prefixes": ["10.0.0.0/8", "2001:db8::/32"]}})).await.fault(400, "PrefixVersionMismatch");
+    c.put(&format!("subnetpools/{pid}/remove_prefixes"), json!({"prefixes": ["10.10.0.0/16"]}))
+        .await
+        .fault(409, "IllegalSubnetPoolUpdate");
+    c.post("subnetpools", json!({"subnetpool": {"name": "mixed", "prefixes": ["10.0.0.0/8", "2001:db8::/32"]}}))
+        .await
+        .fault(400, "PrefixVersionMismatch");
     c.post("subnetpools", json!({"subnetpool": {"prefixes": ["10.0.0.0/8"]}})).await.fault(400, "HTTPBadRequest");
 });

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, Request};
 use axum::response::Response;
@@ -74,11 +74,32 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Fault> {
     }
 }
 
+/// Reads a JSON body of at most `api.max_body` bytes. A larger body is
+/// drained (up to a bound) before the 413, so the connection stays usable.
 async fn body_json(api: &Api, body: Body) -> Result<Value, Fault> {
-    let bytes = to_bytes(body, api.max_body).await.map_err(|_| {
-        Fault::new(413, "RequestEntityTooLarge", format!("Request is too large (limit {} bytes).", api.max_body))
-    })?;
-    request::parse_json(&bytes)
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut buf: Vec<u8> = vec![];
+    let mut seen: usize = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| Fault::bad_request("Malformed request body"))?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= api.max_body {
+                buf.extend_from_slice(&data);
+            } else if seen > api.max_body.saturating_mul(64) {
+                break;
+            }
+        }
+    }
+    if seen > api.max_body {
+        return Err(Fault::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request is too large (limit {} bytes).", api.max_body),
+        ));
+    }
+    request::parse_json(&buf)
 }
 
 async fn handle(

@@ -47,7 +47,7 @@ fn admin_only(member: &str) -> &'static [&'static str] {
         "subnetpool" => &["is_default", "shared"],
         "address_scope" => &["shared"],
         "router" => &["distributed", "ha", "flavor_id"],
-        "floatingip" => &[],
+        "floatingip" => &["floating_ip_address"],
         _ => &[],
     }
 }
@@ -140,6 +140,16 @@ pub fn authorize(
             let unchanged = op == Op::Update && target.get(*a) == Some(v);
             if !harmless && !unchanged {
                 return deny(Some(a));
+            }
+        }
+    }
+    if member == "router" {
+        if let Some(Value::Object(gw)) = attrs.get("external_gateway_info") {
+            for a in ["enable_snat", "external_fixed_ips"] {
+                let cur = target.get("external_gateway_info").and_then(|g| g.get(a));
+                if gw.get(a).is_some_and(|v| Some(v) != cur) {
+                    return deny(Some(&format!("external_gateway_info:{a}")));
+                }
             }
         }
     }

@@ -59,6 +59,20 @@ impl ResourceDef {
         self.all_attrs().find(|a| a.name == name)
     }
 
+    /// Fills the defaults of attributes missing from an internally built
+    /// create request (what the API edge does for user requests).
+    pub fn with_defaults(&self, item: &mut crate::Map) {
+        for a in self.all_attrs() {
+            if let crate::attr::Post::Optional(d) = a.post {
+                if !item.contains_key(a.name) {
+                    if let Some(v) = d.value() {
+                        item.insert(a.name.to_string(), v);
+                    }
+                }
+            }
+        }
+    }
+
     /// The fault for an unknown id of this resource.
     pub fn not_found_fault(&self, id: &str) -> crate::Fault {
         crate::Fault::resource_not_found(self.not_found, self.label, id)

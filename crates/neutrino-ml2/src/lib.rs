@@ -34,6 +34,21 @@ use error::Result;
 use notify::{Notifier, Outbox};
 use types::TypeManager;
 
+/// Something that must take part in port changes inside their transaction
+/// (Neutron's callbacks): the L3 plugin guards router ports and clears
+/// floating IP associations.
+#[async_trait::async_trait]
+pub trait PortObserver: Send + Sync {
+    /// A port is about to be deleted; `via_api` when a user asked through the
+    /// port API (rather than a network or router delete). An error aborts.
+    async fn before_port_delete(&self, tx: &mut Tx, out: &mut Outbox, port: &Map, via_api: bool) -> Result<()>;
+
+    /// A port is about to be updated through the port API with `changes`.
+    async fn before_port_update(&self, _tx: &mut Tx, _port: &Map, _changes: &Map) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// State shared by the core plugin's resources.
 pub struct Core {
     /// The store.
@@ -44,6 +59,8 @@ pub struct Core {
     pub types: TypeManager,
     /// Where committed changes go.
     pub notifier: Arc<dyn Notifier>,
+    /// Participants in port changes.
+    observers: std::sync::RwLock<Vec<Arc<dyn PortObserver>>>,
 }
 
 impl Core {
@@ -52,7 +69,16 @@ impl Core {
     pub async fn new(store: Store, cfg: Ml2Config, notifier: Arc<dyn Notifier>) -> Result<Arc<Core>> {
         let types = TypeManager::new(&cfg);
         types.sync(&store).await?;
-        Ok(Arc::new(Core { store, cfg, types, notifier }))
+        Ok(Arc::new(Core { store, cfg, types, notifier, observers: Default::default() }))
+    }
+
+    /// Registers a participant in port changes.
+    pub fn add_port_observer(&self, o: Arc<dyn PortObserver>) {
+        self.observers.write().unwrap_or_else(|e| e.into_inner()).push(o);
+    }
+
+    pub(crate) fn port_observers(&self) -> Vec<Arc<dyn PortObserver>> {
+        self.observers.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Commits and then delivers the queued notifications.
@@ -62,8 +88,12 @@ impl Core {
         Ok(())
     }
 
-    /// Takes quota for `n` new resources of a project.
+    /// Takes quota for `n` new resources of a project (resources without a
+    /// project, such as router gateway ports, are not counted).
     pub async fn quota_take(&self, tx: &mut Tx, project: &str, resource: &str, n: i64) -> Result<()> {
+        if project.is_empty() {
+            return Ok(());
+        }
         let limit = self.quota_limit(tx, project, resource).await?;
         if !tx.usage_take(project, resource, n, limit).await? {
             return Err(Ml2Error::OverQuota(resource.to_string()));
@@ -131,11 +161,9 @@ pub(crate) fn opt_str(doc: &Map, key: &str) -> Option<String> {
     doc.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from)
 }
 
-/// Pushes equality filters of a list hint down to indexed columns.
-pub(crate) fn pushdown(
-    table: &'static Table,
-    hint: &neutrino_lib::plugin::ListHint,
-) -> Vec<(&'static str, Vec<String>)> {
+/// Pushes equality filters of a list hint down to indexed columns (for
+/// plugins built on the core's tables).
+pub fn pushdown(table: &'static Table, hint: &neutrino_lib::plugin::ListHint) -> Vec<(&'static str, Vec<String>)> {
     let mut out = vec![];
     for (attr, vals) in &hint.eq {
         let Some(col) = ["id", "name", "project_id"].iter().chain(table.cols.iter()).find(|c| **c == attr.as_str())

@@ -243,12 +243,20 @@ impl ResourcePlugin for Networks {
             }
             self.check_single_default(&mut tx, id).await?;
         }
+        let external_changed = changes.get("router:external").is_some_and(|v| Some(v) != doc.get("router:external"));
         for (k, v) in changes {
             doc.insert(k, v);
         }
         stamp::changed(&mut doc);
         tx.update(&NETWORKS, &doc).await.map_err(Ml2Error::from)?;
         let mut out = Outbox::default();
+        if external_changed {
+            // Subnets show whether their network is external.
+            for mut s in tx.list(&SUBNETS, &[("network_id", vec![id.to_string()])]).await.map_err(Ml2Error::from)? {
+                s.insert("router:external".into(), doc.get("router:external").cloned().unwrap_or(Value::Bool(false)));
+                tx.update(&SUBNETS, &s).await.map_err(Ml2Error::from)?;
+            }
+        }
         out.push("network", Action::Update, &doc);
         core.commit(tx, out).await?;
         Ok(doc)
@@ -266,7 +274,7 @@ impl ResourcePlugin for Networks {
             return Err(Ml2Error::NetworkInUse(id.into()).into());
         }
         for p in &ports {
-            crate::port::remove(core, &mut tx, &mut out, p).await?;
+            crate::port::delete_in(core, &mut tx, &mut out, p).await?;
         }
         for s in tx.list(&SUBNETS, &[("network_id", vec![id.to_string()])]).await.map_err(Ml2Error::from)? {
             crate::subnet::remove(core, &mut tx, &mut out, &s).await?;
@@ -288,7 +296,6 @@ impl ResourcePlugin for Networks {
 
     fn extensions(&self) -> &'static [&'static str] {
         &[
-            "network",
             "external-net",
             "provider",
             "multi-provider",

@@ -15,7 +15,7 @@ use neutrino_lib::defs::{DEVICE_OWNER_DHCP, DEVICE_OWNER_NETWORK_PREFIX};
 use neutrino_lib::plugin::{ListHint, ResourcePlugin};
 use neutrino_lib::resource::{stamp, ResourceDef};
 use neutrino_lib::{Context, Fault, Map};
-use neutrino_store::schema::{NETWORKS, PORTS, ROUTERS, SECURITY_GROUPS, SUBNETS};
+use neutrino_store::schema::{NETWORKS, PORTS, SECURITY_GROUPS, SUBNETS};
 use neutrino_store::Tx;
 use rand::Rng;
 use serde_json::{json, Value};
@@ -39,18 +39,6 @@ fn is_router_owner(owner: &str) -> bool {
             | "network:router_interface_distributed"
             | "network:ha_router_replicated_interface"
             | "network:router_gateway"
-    )
-}
-
-/// Owners of ports the L3 plugin manages (not deletable through the port API).
-fn is_l3_owner(owner: &str) -> bool {
-    matches!(
-        owner,
-        "network:router_interface"
-            | "network:router_interface_distributed"
-            | "network:ha_router_replicated_interface"
-            | "network:router_gateway"
-            | "network:floatingip"
     )
 }
 
@@ -285,6 +273,28 @@ async fn release_all(tx: &mut Tx, subnets: &[Map], port: &Map) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Creates a port inside a caller's transaction (for service plugins: router
+/// interfaces, gateways, floating IPs, DHCP ports). `req` is a port request
+/// as the API edge would pass it; missing attributes take their defaults.
+pub async fn create_in(core: &Arc<Core>, ctx: &Context, tx: &mut Tx, out: &mut Outbox, mut req: Map) -> Result<Map> {
+    PORT.with_defaults(&mut req);
+    if !req.contains_key("tenant_id") {
+        if let Some(p) = req.get("project_id").cloned() {
+            req.insert("tenant_id".into(), p);
+        }
+    }
+    Ports(core.clone()).create_one(ctx, tx, out, req).await
+}
+
+/// Deletes a port inside a caller's transaction (observers are told, not asked
+/// through the port API).
+pub async fn delete_in(core: &Core, tx: &mut Tx, out: &mut Outbox, port: &Map) -> Result<()> {
+    for o in core.port_observers() {
+        o.before_port_delete(tx, out, port, false).await?;
+    }
+    remove(core, tx, out, port).await
 }
 
 /// Deletes a port and releases what it held.
@@ -610,6 +620,98 @@ impl Ports {
     }
 }
 
+impl Ports {
+    /// Applies validated changes to a port inside a transaction.
+    async fn update_tx(&self, ctx: &Context, tx: &mut Tx, out: &mut Outbox, mut doc: Map, changes: Map) -> Result<Map> {
+        let core = &self.0;
+        let id = stamp::str_of(&doc, "id").to_string();
+        let mut changes = changes;
+        let port_security = changes
+            .get("port_security_enabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(stamp::bool_of(&doc, "port_security_enabled"));
+        if let Some(sgs) = changes.get("security_groups").cloned() {
+            let project = stamp::str_of(&doc, "project_id").to_string();
+            let mut req = Map::new();
+            req.insert("security_groups".into(), sgs);
+            req.insert("device_owner".into(), json!(stamp::str_of(&doc, "device_owner")));
+            let v = self.security_groups(ctx, tx, out, &req, &project, port_security).await?;
+            changes.insert("security_groups".into(), v);
+        } else if !port_security && doc.get("security_groups").and_then(Value::as_array).is_some_and(|a| !a.is_empty())
+        {
+            return Err(Ml2Error::Fault(Fault::conflict(
+                "PortSecurityPortHasSecurityGroup",
+                "Port has security group associated. Cannot disable port security or ip address until security group is removed",
+            )));
+        }
+        let aap_now = changes
+            .get("allowed_address_pairs")
+            .cloned()
+            .unwrap_or_else(|| doc.get("allowed_address_pairs").cloned().unwrap_or(json!([])));
+        if changes.contains_key("allowed_address_pairs") || changes.contains_key("port_security_enabled") {
+            let mac = changes
+                .get("mac_address")
+                .and_then(Value::as_str)
+                .unwrap_or(stamp::str_of(&doc, "mac_address"))
+                .to_string();
+            let checked = self.check_address_pairs(&aap_now, port_security, &mac)?;
+            changes.insert("allowed_address_pairs".into(), checked);
+        }
+        if let Some(m) = changes.get("mac_address").cloned() {
+            let new_mac = match m.as_str() {
+                Some(s) => s.to_string(),
+                None => random_mac(core), // port-mac-address-regenerate
+            };
+            if new_mac != stamp::str_of(&doc, "mac_address") {
+                if !stamp::str_of(&doc, "binding:host_id").is_empty() && stamp::str_of(&doc, "status") == "ACTIVE" {
+                    return Err(Ml2Error::Fault(Fault::conflict(
+                        "PortBound",
+                        format!("Unable to complete operation on port {id}, port is already bound."),
+                    )));
+                }
+                let net = stamp::str_of(&doc, "network_id").to_string();
+                let used = tx
+                    .list(&PORTS, &[("network_id", vec![net.clone()]), ("mac_address", vec![new_mac.clone()])])
+                    .await
+                    .map_err(Ml2Error::from)?;
+                if !used.is_empty() {
+                    return Err(Ml2Error::MacAddressInUse { net, mac: new_mac }.into());
+                }
+            }
+            changes.insert("mac_address".into(), json!(new_mac));
+        }
+        if let Some(Value::Array(new)) = changes.get("fixed_ips").cloned() {
+            let ips = self.update_ips(tx, &doc, &new).await?;
+            changes.insert("fixed_ips".into(), Value::Array(ips));
+        }
+        if let Some(opts) = changes.remove("extra_dhcp_opts") {
+            let merged = merge_dhcp_opts(doc.get("extra_dhcp_opts").unwrap_or(&json!([])), &opts);
+            doc.insert("extra_dhcp_opts".into(), merged);
+        }
+        for (k, v) in changes {
+            doc.insert(k, v);
+        }
+        doc.insert("dns_assignment".into(), dns_assignment(core, &doc));
+        doc.insert("binding:vif_type".into(), json!(vif_type(&doc)));
+        stamp::changed(&mut doc);
+        if !tx.update(&PORTS, &doc).await.map_err(Ml2Error::from)? {
+            return Err(Ml2Error::MacAddressInUse {
+                net: stamp::str_of(&doc, "network_id").into(),
+                mac: stamp::str_of(&doc, "mac_address").into(),
+            }
+            .into());
+        }
+        out.push("port", Action::Update, &doc);
+        Ok(doc)
+    }
+}
+
+/// Updates a port inside a caller's transaction (service plugins: router
+/// interfaces gaining or losing addresses).
+pub async fn update_in(core: &Arc<Core>, tx: &mut Tx, out: &mut Outbox, port: &Map, changes: Map) -> Result<Map> {
+    Ports(core.clone()).update_tx(&Context::admin(), tx, out, port.clone(), changes).await
+}
+
 /// Merges `extra_dhcp_opts` updates: same (name, version) replaces, a null
 /// value removes.
 fn merge_dhcp_opts(old: &Value, new: &Value) -> Value {
@@ -684,86 +786,13 @@ impl ResourcePlugin for Ports {
     ) -> std::result::Result<Map, Fault> {
         let core = &self.0;
         let mut tx = core.store.begin().await.map_err(Ml2Error::from)?;
-        let mut doc =
-            tx.get(&PORTS, id).await.map_err(Ml2Error::from)?.ok_or_else(|| Ml2Error::PortNotFound(id.into()))?;
+        let doc = tx.get(&PORTS, id).await.map_err(Ml2Error::from)?.ok_or_else(|| Ml2Error::PortNotFound(id.into()))?;
         stamp::check_if_match(&doc, if_match)?;
         let mut out = Outbox::default();
-        let mut changes = changes;
-        let port_security = changes
-            .get("port_security_enabled")
-            .and_then(Value::as_bool)
-            .unwrap_or(stamp::bool_of(&doc, "port_security_enabled"));
-        if let Some(sgs) = changes.get("security_groups").cloned() {
-            let project = stamp::str_of(&doc, "project_id").to_string();
-            let mut req = Map::new();
-            req.insert("security_groups".into(), sgs);
-            req.insert("device_owner".into(), json!(stamp::str_of(&doc, "device_owner")));
-            let v = self.security_groups(ctx, &mut tx, &mut out, &req, &project, port_security).await?;
-            changes.insert("security_groups".into(), v);
-        } else if !port_security && doc.get("security_groups").and_then(Value::as_array).is_some_and(|a| !a.is_empty())
-        {
-            return Err(Fault::conflict(
-                "PortSecurityPortHasSecurityGroup",
-                "Port has security group associated. Cannot disable port security or ip address until security group is removed",
-            ));
+        for o in core.port_observers() {
+            o.before_port_update(&mut tx, &doc, &changes).await?;
         }
-        let aap_now = changes
-            .get("allowed_address_pairs")
-            .cloned()
-            .unwrap_or_else(|| doc.get("allowed_address_pairs").cloned().unwrap_or(json!([])));
-        if changes.contains_key("allowed_address_pairs") || changes.contains_key("port_security_enabled") {
-            let mac = changes
-                .get("mac_address")
-                .and_then(Value::as_str)
-                .unwrap_or(stamp::str_of(&doc, "mac_address"))
-                .to_string();
-            let checked = self.check_address_pairs(&aap_now, port_security, &mac)?;
-            changes.insert("allowed_address_pairs".into(), checked);
-        }
-        if let Some(m) = changes.get("mac_address").cloned() {
-            let new_mac = match m.as_str() {
-                Some(s) => s.to_string(),
-                None => random_mac(core), // port-mac-address-regenerate
-            };
-            if new_mac != stamp::str_of(&doc, "mac_address") {
-                if !stamp::str_of(&doc, "binding:host_id").is_empty() && stamp::str_of(&doc, "status") == "ACTIVE" {
-                    return Err(Fault::conflict(
-                        "PortBound",
-                        format!("Unable to complete operation on port {id}, port is already bound."),
-                    ));
-                }
-                let net = stamp::str_of(&doc, "network_id").to_string();
-                let used = tx
-                    .list(&PORTS, &[("network_id", vec![net.clone()]), ("mac_address", vec![new_mac.clone()])])
-                    .await
-                    .map_err(Ml2Error::from)?;
-                if !used.is_empty() {
-                    return Err(Ml2Error::MacAddressInUse { net, mac: new_mac }.into());
-                }
-            }
-            changes.insert("mac_address".into(), json!(new_mac));
-        }
-        if let Some(Value::Array(new)) = changes.get("fixed_ips").cloned() {
-            let ips = self.update_ips(&mut tx, &doc, &new).await?;
-            changes.insert("fixed_ips".into(), Value::Array(ips));
-        }
-        if let Some(opts) = changes.remove("extra_dhcp_opts") {
-            let merged = merge_dhcp_opts(doc.get("extra_dhcp_opts").unwrap_or(&json!([])), &opts);
-            doc.insert("extra_dhcp_opts".into(), merged);
-        }
-        for (k, v) in changes {
-            doc.insert(k, v);
-        }
-        doc.insert("dns_assignment".into(), dns_assignment(core, &doc));
-        doc.insert("binding:vif_type".into(), json!(vif_type(&doc)));
-        stamp::changed(&mut doc);
-        if !tx.update(&PORTS, &doc).await.map_err(Ml2Error::from)? {
-            return Err(Ml2Error::MacAddressInUse {
-                net: stamp::str_of(&doc, "network_id").into(),
-                mac: stamp::str_of(&doc, "mac_address").into(),
-            }
-            .into());
-        }
+        let doc = self.update_tx(ctx, &mut tx, &mut out, doc, changes).await?;
         out.push("port", Action::Update, &doc);
         core.commit(tx, out).await?;
         Ok(doc)
@@ -774,16 +803,10 @@ impl ResourcePlugin for Ports {
         let mut tx = core.store.begin().await.map_err(Ml2Error::from)?;
         let doc = tx.get(&PORTS, id).await.map_err(Ml2Error::from)?.ok_or_else(|| Ml2Error::PortNotFound(id.into()))?;
         stamp::check_if_match(&doc, if_match)?;
-        let owner = stamp::str_of(&doc, "device_owner");
-        if is_l3_owner(owner)
-            && tx.peek(&ROUTERS, stamp::str_of(&doc, "device_id")).await.map_err(Ml2Error::from)?.is_some()
-        {
-            return Err(Fault::conflict(
-                "L3PortInUse",
-                format!("Port {id} has owner {owner} and therefore cannot be deleted directly via the port API."),
-            ));
-        }
         let mut out = Outbox::default();
+        for o in core.port_observers() {
+            o.before_port_delete(&mut tx, &mut out, &doc, true).await?;
+        }
         remove(core, &mut tx, &mut out, &doc).await?;
         core.commit(tx, out).await?;
         Ok(())

@@ -5,6 +5,7 @@ pub mod address_scope;
 pub mod network;
 pub mod port;
 pub mod quota;
+pub mod router;
 pub mod security_group;
 pub mod subnet;
 pub mod subnetpool;
