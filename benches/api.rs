@@ -64,7 +64,14 @@ impl Api {
     }
     async fn get(&self, path: &str) -> (u16, usize, f64) {
         let t = Instant::now();
-        let r = self.http.get(format!("{}/v2.0/{path}", self.base)).header("X-Project-Id", "bench").header("X-Roles", "admin").send().await.unwrap();
+        let r = self
+            .http
+            .get(format!("{}/v2.0/{path}", self.base))
+            .header("X-Project-Id", "bench")
+            .header("X-Roles", "admin")
+            .send()
+            .await
+            .unwrap();
         let s = r.status().as_u16();
         let b = r.bytes().await.unwrap();
         (s, b.len(), t.elapsed().as_secs_f64())
@@ -133,14 +140,20 @@ async fn run(store: &str) -> Value {
         Command::new(bin)
             .args(["up", "--noauth", "--state-dir"])
             .arg(&dir)
-            .args(["--api-bind", &format!("127.0.0.1:{port}"), "--identity-bind", &format!("127.0.0.1:{}", free_port())])
+            .args([
+                "--api-bind",
+                &format!("127.0.0.1:{port}"),
+                "--identity-bind",
+                &format!("127.0.0.1:{}", free_port()),
+            ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
             .unwrap()
     } else {
         let name = format!("nt_bench_{port}");
-        let admin = std::env::var("NEUTRINO_TEST_PG").unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/postgres".into());
+        let admin = std::env::var("NEUTRINO_TEST_PG")
+            .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/postgres".into());
         Command::new("psql").arg(&admin).arg("-qc").arg(format!("CREATE DATABASE {name}")).status().unwrap();
         let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
         pg_db = Some((admin, name));
@@ -153,7 +166,10 @@ async fn run(store: &str) -> Value {
     };
     let pid = child.id();
     let proc = Proc(child);
-    let api = Api { base: format!("http://127.0.0.1:{port}"), http: reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap() };
+    let api = Api {
+        base: format!("http://127.0.0.1:{port}"),
+        http: reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap(),
+    };
     for _ in 0..300 {
         if api.http.get(format!("{}/", api.base)).send().await.is_ok() {
             break;
@@ -162,7 +178,13 @@ async fn run(store: &str) -> Value {
     }
     let n_ports: usize = std::env::var("NEUTRINO_BENCH_PORTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
     let fill: usize = std::env::var("NEUTRINO_BENCH_FILL").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
-    let _ = api.http.put(format!("{}/v2.0/quotas/bench", api.base)).header("X-Roles", "admin").json(&json!({"quota": {"network": -1, "subnet": -1, "port": -1}})).send().await;
+    let _ = api
+        .http
+        .put(format!("{}/v2.0/quotas/bench", api.base))
+        .header("X-Roles", "admin")
+        .json(&json!({"quota": {"network": -1, "subnet": -1, "port": -1}}))
+        .send()
+        .await;
     // Networks at c=1.
     let t = Instant::now();
     let mut nets = Phase { name: "network create c=1".into(), ok: 0, errors: 0, wall: 0.0, lat: vec![] };
@@ -202,16 +224,30 @@ async fn run(store: &str) -> Value {
     let hwm = rss_kib(pid, "VmHWM:");
     drop(proc);
     if let Some((admin, name)) = pg_db {
-        Command::new("psql").arg(&admin).arg("-qc").arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).status().unwrap();
+        Command::new("psql")
+            .arg(&admin)
+            .arg("-qc")
+            .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .status()
+            .unwrap();
     }
     let _ = std::fs::remove_dir_all(&dir);
     let phases: Vec<&Phase> = vec![&nets, &c1, &c8, &s8];
     println!("\n== neutrino on {store} ==");
     for p in &phases {
         let j = p.json();
-        println!("{:<24} {:>8} /s   p50 {:>7} ms   p99 {:>7} ms   ok {} errors {}", p.name, j["per_s"], j["p50_ms"], j["p99_ms"], p.ok, p.errors);
+        println!(
+            "{:<24} {:>8} /s   p50 {:>7} ms   p99 {:>7} ms   ok {} errors {}",
+            p.name, j["per_s"], j["p50_ms"], j["p99_ms"], p.ok, p.errors
+        );
     }
-    println!("{:<24} {:>8.1} ms (median of 5, {} ports, {} KB)", "GET /v2.0/ports", list_lat[2] * 1000.0, fill.max(have), bytes / 1024);
+    println!(
+        "{:<24} {:>8.1} ms (median of 5, {} ports, {} KB)",
+        "GET /v2.0/ports",
+        list_lat[2] * 1000.0,
+        fill.max(have),
+        bytes / 1024
+    );
     println!("{:<24} {:>8} MiB (VmHWM {} MiB)", "server RSS", rss / 1024, hwm / 1024);
     let out = json!({
         "store": store,
