@@ -1,14 +1,22 @@
-//! Runs handlers for one RPC server: in delivery order, with bounded
-//! concurrency, catching panics, logging topic/method/msg id/elapsed.
+//! Runs handlers for one RPC server: with bounded concurrency, catching
+//! panics, logging topic/method/msg id/elapsed.
+//!
+//! Ordering: handlers run in parallel tasks, but each handler's first poll
+//! (everything it does before its first `.await` that waits) happens after
+//! the first poll of the handler of the previous message. Tokio does not
+//! start spawned tasks in spawn order, so every task waits for its
+//! predecessor's "started" signal before polling its own handler.
 
 use crate::{Handler, RemoteError, Request, ServerOptions};
 use futures::FutureExt;
 use serde_json::Value;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Instant;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 /// Shared by the transports: one per RPC server.
 #[derive(Clone)]
@@ -16,8 +24,27 @@ pub(crate) struct Dispatcher {
     handler: Arc<dyn Handler>,
     permits: Arc<Semaphore>,
     max: u32,
+    /// Fires when the handler of the latest dispatched message was first polled.
+    last_started: Arc<Mutex<Option<oneshot::Receiver<()>>>>,
     pub(crate) topic: Arc<str>,
     pub(crate) server: Arc<str>,
+}
+
+/// Polls `inner`, and signals `started` right after its first poll.
+struct SignalFirstPoll<F> {
+    inner: Pin<Box<F>>,
+    started: Option<oneshot::Sender<()>>,
+}
+
+impl<F: Future> Future for SignalFirstPoll<F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let r = self.inner.as_mut().poll(cx);
+        if let Some(tx) = self.started.take() {
+            let _ = tx.send(());
+        }
+        r
+    }
 }
 
 impl Dispatcher {
@@ -27,6 +54,7 @@ impl Dispatcher {
             handler,
             permits: Arc::new(Semaphore::new(max as usize)),
             max,
+            last_started: Arc::new(Mutex::new(None)),
             topic: topic.into(),
             server: server.into(),
         }
@@ -48,13 +76,23 @@ impl Dispatcher {
         let handler = self.handler.clone();
         let topic = self.topic.clone();
         let server = self.server.clone();
+        let (started_tx, started_rx) = oneshot::channel();
+        let previous = self.last_started.lock().unwrap_or_else(|p| p.into_inner()).replace(started_rx);
         tokio::spawn(async move {
+            if let Some(previous) = previous {
+                // Err means the previous task ended without polling: go on.
+                let _ = previous.await;
+            }
             let started = Instant::now();
             let Request { method, args, context, .. } = req;
             let msg_id = context.msg_id.clone();
             let is_call = msg_id.is_some();
             let request_id = context.request_id.clone();
-            let outcome = match AssertUnwindSafe(handler.handle(context, &method, args)).catch_unwind().await {
+            let running = SignalFirstPoll {
+                inner: Box::pin(AssertUnwindSafe(handler.handle(context, &method, args)).catch_unwind()),
+                started: Some(started_tx),
+            };
+            let outcome = match running.await {
                 Ok(r) => r,
                 Err(panic) => {
                     let what = panic

@@ -135,6 +135,7 @@ impl Shared {
         let started = Instant::now();
         let payload = encode_request(request, None, self.opts.max_message_bytes)?;
         let deadline = started + self.opts.send_timeout;
+        let mut redeclared = false;
         loop {
             let link = self.wait_link(deadline.saturating_duration_since(Instant::now())).await?;
             let props = BasicProperties::default().with_content_type(JSON.into());
@@ -151,6 +152,14 @@ impl Shared {
                 Err(e) if !link.conn.status().connected() && Instant::now() < deadline => {
                     tracing::warn!(target = %target, method = %request.method, error = %e,
                         "cast interrupted by a connection loss; retrying after reconnection");
+                }
+                Err(e) if target.fanout && !redeclared => {
+                    // Most likely the fanout exchange was deleted behind our
+                    // back (the channel error reopens the publisher): declare
+                    // it again and retry once.
+                    tracing::info!(target = %target, error = %e, "fanout cast failed; redeclaring the exchange");
+                    lock(&link.fanouts).remove(&topics::fanout_exchange(&target.topic));
+                    redeclared = true;
                 }
                 Err(e) => return Err(e),
             }

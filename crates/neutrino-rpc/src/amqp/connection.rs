@@ -7,7 +7,7 @@ use futures::StreamExt;
 use lapin::options::{ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
-use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{Channel, ChannelState, Connection, ConnectionProperties, ExchangeKind};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -38,9 +38,17 @@ impl Link {
             return Ok(ch);
         }
         let _one_at_a_time = self.reopen.lock().await;
-        let ch = lock(&self.publisher).clone();
-        if ch.status().connected() {
-            return Ok(ch);
+        let old = lock(&self.publisher).clone();
+        if old.status().connected() {
+            return Ok(old);
+        }
+        // Let the client library finish closing the old channel first: opening
+        // a channel while the broker-initiated close is still being
+        // acknowledged can reuse its id and break the whole connection.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while matches!(old.status().state(), ChannelState::Closing | ChannelState::Initial) && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let ch = confirm_channel(&self.conn).await?;
         tracing::info!(epoch = self.epoch, "reopened the publishing channel");
@@ -272,6 +280,11 @@ fn watch_events(shared: &Arc<Shared>, link: &Arc<Link>) {
             tokio::select! {
                 _ = &mut this_link_gone => return,
                 event = events.next() => match event {
+                    // Channel-level (soft) errors close one channel, not the
+                    // connection: the publisher and servers reopen theirs.
+                    Some(lapin::Event::Error(e)) if e.is_amqp_soft_error() => {
+                        tracing::debug!(epoch, error = %e, "channel error");
+                    }
                     Some(lapin::Event::Error(e)) => {
                         let _ = cmd.send(Cmd::Lost { epoch, reason: e.to_string() });
                         return;
