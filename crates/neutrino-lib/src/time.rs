@@ -11,3 +11,9 @@ pub fn now() -> String {
 pub fn now_micros() -> i64 {
     Utc::now().timestamp_micros()
 }
+
+/// Seconds since the epoch rendered as agents' timestamps are
+/// (`2026-11-24 23:14:38`).
+pub fn format_agent_time(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0).map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default()
+}

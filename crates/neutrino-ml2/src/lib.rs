@@ -7,7 +7,9 @@
 //! [`ResourcePlugin`] served by the API edge.
 
 pub mod address_scope;
+pub mod agents;
 pub mod availability;
+pub mod binding;
 pub mod config;
 pub mod error;
 pub mod network;
@@ -15,6 +17,7 @@ pub mod notify;
 pub mod port;
 pub mod quota;
 pub mod secgroup;
+pub mod segment;
 mod segments;
 pub mod subnet;
 pub mod subnetpool;
@@ -153,6 +156,9 @@ pub fn plugins(core: &Arc<Core>) -> Vec<Arc<dyn ResourcePlugin>> {
         Arc::new(address_scope::AddressScopes(core.clone())),
         Arc::new(quota::Quotas(core.clone())),
         Arc::new(availability::NetworkIpAvailabilities(core.clone())),
+        Arc::new(agents::Agents(core.clone())),
+        Arc::new(agents::AvailabilityZones(core.clone())),
+        Arc::new(segment::Segments(core.clone())),
     ]
 }
 

@@ -247,14 +247,6 @@ fn dns_assignment(core: &Core, port: &Map) -> Value {
     Value::Array(list)
 }
 
-fn vif_type(port: &Map) -> &'static str {
-    if stamp::str_of(port, "binding:host_id").is_empty() {
-        "unbound"
-    } else {
-        "binding_failed"
-    }
-}
-
 /// Releases the addresses of a port document (all of them).
 async fn release_all(tx: &mut Tx, subnets: &[Map], port: &Map) -> Result<()> {
     for f in port.get("fixed_ips").and_then(Value::as_array).into_iter().flatten() {
@@ -512,11 +504,11 @@ impl Ports {
         };
         let ips = addressing.allocate(tx, requested).await?;
         doc.insert("fixed_ips".into(), Value::Array(ips));
+        crate::binding::bind(core, tx, &mut doc).await?;
         let mut tries = 0;
         loop {
             doc.insert("mac_address".into(), json!(mac));
             doc.insert("dns_assignment".into(), dns_assignment(core, &doc));
-            doc.insert("binding:vif_type".into(), json!(vif_type(&doc)));
             if tx.insert(&PORTS, &doc).await? {
                 break;
             }
@@ -688,11 +680,16 @@ impl Ports {
             let merged = merge_dhcp_opts(doc.get("extra_dhcp_opts").unwrap_or(&json!([])), &opts);
             doc.insert("extra_dhcp_opts".into(), merged);
         }
+        let rebind = ["binding:host_id", "binding:vnic_type", "binding:profile"]
+            .iter()
+            .any(|k| changes.get(*k).is_some_and(|v| Some(v) != doc.get(*k)));
         for (k, v) in changes {
             doc.insert(k, v);
         }
         doc.insert("dns_assignment".into(), dns_assignment(core, &doc));
-        doc.insert("binding:vif_type".into(), json!(vif_type(&doc)));
+        if rebind {
+            crate::binding::bind(core, tx, &mut doc).await?;
+        }
         stamp::changed(&mut doc);
         if !tx.update(&PORTS, &doc).await.map_err(Ml2Error::from)? {
             return Err(Ml2Error::MacAddressInUse {

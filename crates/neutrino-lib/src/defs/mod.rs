@@ -2,11 +2,13 @@
 //! API definitions and the extensions neutrino implements.
 
 pub mod address_scope;
+pub mod agent;
 pub mod network;
 pub mod port;
 pub mod quota;
 pub mod router;
 pub mod security_group;
+pub mod segment;
 pub mod subnet;
 pub mod subnetpool;
 
