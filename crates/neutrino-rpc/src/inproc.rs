@@ -6,8 +6,8 @@
 //! Differences from AMQP, by design:
 //! * messages are not serialized (arguments are moved as `serde_json::Value`),
 //!   so the size limit is not enforced;
-//! * there is no queue without a consumer: a `call` nobody serves fails at
-//!   once with [`RpcError::NoListener`] (AMQP: the same when no queue is bound,
+//! * there is no queue without a consumer: a `call` nobody serves (or whose
+//!   server stops before replying) fails with [`RpcError::NoListener`] (AMQP: the same when no queue is bound,
 //!   a timeout when a queue exists but no server consumes it), and a `cast`
 //!   nobody serves is dropped (AMQP: kept in the queue until a server comes);
 //! * the bus is always connected; [`Transport::close`] closes the whole bus.
@@ -168,8 +168,14 @@ impl Transport for InProcTransport {
         if receivers.is_empty() {
             tracing::debug!(target = %target, method = %request.method, "cast dropped: nobody listens");
         }
-        for tx in receivers {
-            let _ = tx.send(Delivery { request: request.clone(), reply: None });
+        let mut request = Some(request);
+        let last = receivers.len().saturating_sub(1);
+        for (i, tx) in receivers.into_iter().enumerate() {
+            // Clone for all but the last receiver (fanout), move into the last.
+            let request = if i == last { request.take() } else { request.clone() };
+            if let Some(request) = request {
+                let _ = tx.send(Delivery { request, reply: None });
+            }
         }
         Ok(())
     }

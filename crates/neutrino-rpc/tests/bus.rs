@@ -73,6 +73,9 @@ mod scenarios {
         // A typed result.
         let sq: BTreeMap<String, i64> = client.call_as(&ctx, "square", json!({"n": 12})).await.unwrap();
         assert_eq!(sq["sq"], 144);
+        // "Wait forever" is accepted (no overflow, a valid AMQP expiration).
+        let r = client.clone().with_timeout(Duration::MAX).call(&ctx, "echo", json!("forever")).await.unwrap();
+        assert_eq!(r["args"], "forever");
         assert!(agent.is_connected() && server.is_connected());
     }
 

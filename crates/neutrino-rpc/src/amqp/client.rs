@@ -134,7 +134,7 @@ impl Shared {
     pub(super) async fn cast(&self, target: &Target, request: &Request) -> Result<(), RpcError> {
         let started = Instant::now();
         let payload = encode_request(request, None, self.opts.max_message_bytes)?;
-        let deadline = started + self.opts.send_timeout;
+        let deadline = super::deadline_after(started, self.opts.send_timeout);
         let mut redeclared = false;
         loop {
             let link = self.wait_link(deadline.saturating_duration_since(Instant::now())).await?;
@@ -179,7 +179,7 @@ impl Shared {
             .with_content_type(JSON.into())
             .with_correlation_id(msg_id.as_str().into())
             .with_reply_to(link.reply_queue.as_str().into())
-            .with_expiration(timeout.as_millis().max(1).to_string().into());
+            .with_expiration(timeout.as_millis().clamp(1, i32::MAX as u128).to_string().into());
         let address = target.address();
         let routed =
             self.publish(&link, &self.opts.control_exchange, &address, &payload, props, true).await.map_err(|e| {
@@ -217,7 +217,7 @@ impl Shared {
                 }
             }
         };
-        let deadline = Instant::now() + self.opts.send_timeout;
+        let deadline = super::deadline_after(Instant::now(), self.opts.send_timeout);
         loop {
             let link = match self.wait_link(deadline.saturating_duration_since(Instant::now())).await {
                 Ok(link) => link,

@@ -137,6 +137,11 @@ impl Drop for ShutdownGuard {
     }
 }
 
+/// `start + d`, saturating (a caller may pass `Duration::MAX` for "forever").
+pub(crate) fn deadline_after(start: std::time::Instant, d: Duration) -> std::time::Instant {
+    start.checked_add(d).unwrap_or_else(|| start + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -150,6 +155,9 @@ impl AmqpTransport {
             return Err(RpcError::InvalidUrl { url: url.to_string(), reason: "no broker host".into() });
         }
         crate::target::validate_name("control exchange", &opts.control_exchange)?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(RpcError::Amqp("the AMQP transport must be started inside a Tokio runtime".into()));
+        }
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (state, _) = watch::channel(ConnectionState::default());
         let shared = Arc::new(Shared {
@@ -214,7 +222,7 @@ impl Shared {
 
     /// The current connection, waiting up to `wait` for one.
     pub(crate) async fn wait_link(&self, wait: Duration) -> Result<Arc<Link>, RpcError> {
-        let deadline = tokio::time::Instant::now() + wait;
+        let deadline = tokio::time::Instant::from_std(deadline_after(std::time::Instant::now(), wait));
         let mut rx = self.state.subscribe();
         loop {
             if self.closed.load(Ordering::SeqCst) {

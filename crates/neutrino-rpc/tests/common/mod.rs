@@ -96,7 +96,12 @@ impl Fixture {
 
     /// A new AMQP transport (its own connection), connected.
     pub async fn amqp(&self, label: &str) -> AmqpTransport {
-        let t = AmqpTransport::start(rabbit_url(), self.amqp_options(label)).unwrap();
+        self.amqp_with(self.amqp_options(label)).await
+    }
+
+    /// A new AMQP transport with these options, connected.
+    pub async fn amqp_with(&self, options: AmqpOptions) -> AmqpTransport {
+        let t = AmqpTransport::start(rabbit_url(), options).unwrap();
         t.wait_connected(Duration::from_secs(10))
             .await
             .expect("RabbitMQ must be reachable (see NEUTRINO_TEST_TRANSPORT_URL)");
