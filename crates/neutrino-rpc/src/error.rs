@@ -90,6 +90,15 @@ pub enum RpcError {
         /// The target the message was published to.
         target: String,
     },
+    /// The broker did not confirm the message in time (e.g. it blocks
+    /// publishers under a memory or disk alarm); it may or may not be delivered.
+    #[error("the message broker did not confirm the message for {target} within {waited:?}")]
+    Unconfirmed {
+        /// The target the message was published to.
+        target: String,
+        /// How long the publisher waited.
+        waited: Duration,
+    },
     /// The transport URL could not be parsed.
     #[error("invalid transport URL {url}: {reason}")]
     InvalidUrl {
@@ -130,6 +139,7 @@ impl RpcError {
                 | RpcError::ConnectionLost { .. }
                 | RpcError::NotConnected { .. }
                 | RpcError::NoListener { .. }
+                | RpcError::Unconfirmed { .. }
                 | RpcError::Amqp(_)
         )
     }

@@ -78,8 +78,9 @@ impl Drop for PendingGuard<'_> {
 }
 
 impl Shared {
-    /// Publishes with a publisher confirm; `Ok(false)` if the broker returned
-    /// a mandatory message (no queue bound).
+    /// Publishes and waits (at most `wait`) for the publisher confirm;
+    /// `Ok(false)` if the broker returned a mandatory message (no queue bound).
+    #[allow(clippy::too_many_arguments)]
     async fn publish(
         &self,
         link: &Link,
@@ -88,24 +89,32 @@ impl Shared {
         payload: &[u8],
         properties: BasicProperties,
         mandatory: bool,
+        wait: Duration,
     ) -> Result<bool, RpcError> {
-        let ch = link.publisher().await?;
-        let confirm = ch
-            .basic_publish(
-                exchange,
-                routing_key,
-                BasicPublishOptions { mandatory, ..Default::default() },
-                payload,
-                properties,
-            )
-            .await?
-            .await?;
+        let address =
+            || if exchange.is_empty() { routing_key.to_string() } else { format!("{exchange}/{routing_key}") };
+        let confirmed = async {
+            let ch = link.publisher().await?;
+            let confirm = ch
+                .basic_publish(
+                    exchange,
+                    routing_key,
+                    BasicPublishOptions { mandatory, ..Default::default() },
+                    payload,
+                    properties,
+                )
+                .await?
+                .await?;
+            Ok::<_, RpcError>(confirm)
+        };
+        // A broker under a resource alarm blocks publishers: do not wait forever.
+        let confirm = tokio::time::timeout(wait, confirmed)
+            .await
+            .map_err(|_| RpcError::Unconfirmed { target: address(), waited: wait })??;
         match confirm {
             Confirmation::Ack(None) | Confirmation::NotRequested => Ok(true),
             Confirmation::Ack(Some(_returned)) => Ok(false),
-            Confirmation::Nack(_) => Err(RpcError::Refused {
-                target: if exchange.is_empty() { routing_key.to_string() } else { format!("{exchange}/{routing_key}") },
-            }),
+            Confirmation::Nack(_) => Err(RpcError::Refused { target: address() }),
         }
     }
 
@@ -140,7 +149,10 @@ impl Shared {
             let link = self.wait_link(deadline.saturating_duration_since(Instant::now())).await?;
             let props = BasicProperties::default().with_content_type(JSON.into());
             let sent = match self.route(&link, target).await {
-                Ok((exchange, key)) => self.publish(&link, &exchange, &key, &payload, props, false).await,
+                Ok((exchange, key)) => {
+                    let wait = deadline.saturating_duration_since(Instant::now());
+                    self.publish(&link, &exchange, &key, &payload, props, false, wait).await
+                }
                 Err(e) => Err(e),
             };
             match sent {
@@ -181,13 +193,16 @@ impl Shared {
             .with_reply_to(link.reply_queue.as_str().into())
             .with_expiration(timeout.as_millis().clamp(1, i32::MAX as u128).to_string().into());
         let address = target.address();
-        let routed =
-            self.publish(&link, &self.opts.control_exchange, &address, &payload, props, true).await.map_err(|e| {
-                if link.conn.status().connected() {
-                    e
-                } else {
-                    RpcError::ConnectionLost { method: request.method.clone() }
+        let wait = timeout.saturating_sub(started.elapsed());
+        let routed = self
+            .publish(&link, &self.opts.control_exchange, &address, &payload, props, true, wait)
+            .await
+            .map_err(|e| match e {
+                _ if !link.conn.status().connected() => RpcError::ConnectionLost { method: request.method.clone() },
+                RpcError::Unconfirmed { .. } => {
+                    RpcError::Timeout { topic: target.topic.clone(), method: request.method.clone(), timeout }
                 }
+                e => e,
             })?;
         if !routed {
             return Err(RpcError::NoListener { target: address });
@@ -227,7 +242,8 @@ impl Shared {
                 }
             };
             let props = BasicProperties::default().with_content_type(JSON.into()).with_correlation_id(msg_id.into());
-            match self.publish(&link, "", reply_to, &payload, props, false).await {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            match self.publish(&link, "", reply_to, &payload, props, false, wait).await {
                 Ok(_) => return,
                 Err(e) if !link.conn.status().connected() && Instant::now() < deadline => {
                     tracing::debug!(%msg_id, error = %e, "reply interrupted by a connection loss; retrying");

@@ -289,6 +289,12 @@ fn watch_events(shared: &Arc<Shared>, link: &Arc<Link>) {
                         let _ = cmd.send(Cmd::Lost { epoch, reason: e.to_string() });
                         return;
                     }
+                    Some(lapin::Event::ConnectionBlocked(reason)) => {
+                        tracing::warn!(epoch, %reason, "the message broker blocks our publishing (resource alarm)");
+                    }
+                    Some(lapin::Event::ConnectionUnblocked) => {
+                        tracing::info!(epoch, "the message broker unblocked our publishing");
+                    }
                     Some(_) => {}
                     None => return,
                 },
