@@ -10,6 +10,7 @@ mod error;
 mod floatingip;
 mod observer;
 mod router;
+mod scheduler;
 
 use std::sync::Arc;
 
@@ -35,6 +36,8 @@ pub const OWNER_FLOATINGIP: &str = "network:floatingip";
 /// The L3 plugin's resources; registers its port observer with the core.
 pub fn plugins(core: &Arc<Core>) -> Vec<Arc<dyn ResourcePlugin>> {
     core.add_port_observer(Arc::new(observer::L3PortObserver));
+    core.add_agent_observer(Arc::new(scheduler::L3AgentObserver));
+    core.add_agent_subresource(Arc::new(scheduler::L3Routers(core.clone())));
     vec![Arc::new(Routers(core.clone())), Arc::new(FloatingIps(core.clone()))]
 }
 

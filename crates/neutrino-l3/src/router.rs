@@ -414,6 +414,9 @@ impl ResourcePlugin for Routers {
                 self.set_gateway(&mut tx, &mut out, &mut r, info).await?;
                 tx.update(&ROUTERS, &r).await.map_err(L3Error::from)?;
             }
+            if crate::scheduler::schedule_router(core, &mut tx, &mut out, s(&r, "id")).await?.is_some() {
+                r = tx.peek(&ROUTERS, s(&r, "id")).await.map_err(L3Error::from)?.unwrap_or(r);
+            }
             out.push("router", Action::Create, &r);
             docs.push(r);
         }
@@ -479,6 +482,7 @@ impl ResourcePlugin for Routers {
             neutrino_ml2::port::delete_in(core, &mut tx, &mut out, &p).await.map_err(L3Error::from)?;
         }
         tx.delete(&ROUTERS, id).await.map_err(L3Error::from)?;
+        tx.unhost_resource(neutrino_store::scheduling::ROUTER_L3, id).await.map_err(L3Error::from)?;
         core.quota_release(&mut tx, s(&r, "project_id"), "router", 1).await.map_err(L3Error::from)?;
         out.push("router", Action::Delete, &r);
         core.commit(tx, out).await.map_err(L3Error::from)?;
@@ -490,6 +494,28 @@ impl ResourcePlugin for Routers {
             .0
             .set_tags(&ROUTERS, "router", || Ml2Error::Fault(L3Error::RouterNotFound(id.into()).into()), id, tags)
             .await?)
+    }
+
+    async fn sub_request(
+        &self,
+        ctx: &Context,
+        method: &str,
+        id: &str,
+        rest: &[&str],
+        _body: Option<Value>,
+    ) -> std::result::Result<neutrino_lib::plugin::SubResponse, Fault> {
+        match (method, rest) {
+            ("GET", ["l3-agents"]) => {
+                if !ctx.is_admin() {
+                    return Err(Fault::policy("get_l3-agents"));
+                }
+                self.get(ctx, id).await?;
+                let agents: Vec<Value> =
+                    crate::scheduler::l3_agents_of(&self.0, id).await?.into_iter().map(Value::Object).collect();
+                Ok((200, Some(json!({ "agents": agents }))))
+            }
+            _ => Err(Fault::no_such_path()),
+        }
     }
 
     fn has_member_action(&self, action: &str) -> bool {

@@ -132,7 +132,30 @@ impl Core {
             }
         };
         self.commit(tx, out).await?;
+        if outcome != Reported::Alive {
+            self.agent_came_up(&doc).await?;
+        }
         Ok((outcome, doc))
+    }
+
+    /// What follows an agent's (re)appearance: ports waiting for it are
+    /// bound, networks and routers are scheduled to it.
+    async fn agent_came_up(&self, agent: &Map) -> Result<()> {
+        match stamp::str_of(agent, "agent_type") {
+            neutrino_lib::defs::agent::AGENT_TYPE_OVS => {
+                let n = self.rebind_host(stamp::str_of(agent, "host")).await?;
+                tracing::info!(host = stamp::str_of(agent, "host"), rebound = n, "L2 agent up");
+            }
+            neutrino_lib::defs::agent::AGENT_TYPE_DHCP => {
+                let n = self.auto_schedule_dhcp().await?;
+                tracing::info!(host = stamp::str_of(agent, "host"), scheduled = n, "DHCP agent up");
+            }
+            _ => {}
+        }
+        for o in self.agent_observers() {
+            o.agent_up(self, agent).await?;
+        }
+        Ok(())
     }
 
     /// Live, enabled agents of a type (on a host, if given).
@@ -218,14 +241,42 @@ impl ResourcePlugin for Agents {
             .map_err(Ml2Error::from)?
             .ok_or_else(|| Fault::not_found("AgentNotFound", format!("Agent {id} could not be found.")))?;
         tx.delete(&AGENTS, id).await.map_err(Ml2Error::from)?;
+        tx.unhost_agent(neutrino_store::scheduling::NETWORK_DHCP, id).await.map_err(Ml2Error::from)?;
+        tx.unhost_agent(neutrino_store::scheduling::ROUTER_L3, id).await.map_err(Ml2Error::from)?;
         let mut out = Outbox::default();
         out.push("agent", Action::Delete, &a);
         core.commit(tx, out).await?;
         Ok(())
     }
 
+    async fn sub_request(
+        &self,
+        ctx: &Context,
+        method: &str,
+        id: &str,
+        rest: &[&str],
+        body: Option<Value>,
+    ) -> std::result::Result<neutrino_lib::plugin::SubResponse, Fault> {
+        let agent = self.get(ctx, id).await?;
+        match rest {
+            ["dhcp-networks", tail @ ..] => self.0.dhcp_networks_request(ctx, method, &agent, tail, body).await,
+            [name, tail @ ..] => match self.0.agent_subresource(name) {
+                Some(s) => s.request(ctx, method, &agent, tail, body).await,
+                None => Err(Fault::no_such_path()),
+            },
+            _ => Err(Fault::no_such_path()),
+        }
+    }
+
     fn extensions(&self) -> &'static [&'static str] {
-        &["agent", "agent_sort_key", "availability_zone", "availability_zone_filter", "network_availability_zone"]
+        &[
+            "agent",
+            "agent_sort_key",
+            "dhcp_agent_scheduler",
+            "availability_zone",
+            "availability_zone_filter",
+            "network_availability_zone",
+        ]
     }
 }
 

@@ -64,6 +64,8 @@ pub struct Ml2Config {
     pub agent_down_time: u64,
     /// `[DEFAULT] default_availability_zones`.
     pub default_availability_zones: Vec<String>,
+    /// `[DEFAULT] dhcp_agents_per_network`.
+    pub dhcp_agents_per_network: usize,
 }
 
 impl Default for Ml2Config {
@@ -94,6 +96,7 @@ impl Default for Ml2Config {
             quota_defaults: neutrino_lib::defs::quota::DEFAULTS.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             agent_down_time: 75,
             default_availability_zones: vec![],
+            dhcp_agents_per_network: 1,
         }
     }
 }
@@ -230,6 +233,9 @@ impl Ml2Config {
         }
         if let Some(v) = ini.int("DEFAULT", "agent_down_time")? {
             c.agent_down_time = v.max(1) as u64;
+        }
+        if let Some(v) = ini.int("DEFAULT", "dhcp_agents_per_network")? {
+            c.dhcp_agents_per_network = v.max(1) as usize;
         }
         if let Some(v) = ini.list("DEFAULT", "default_availability_zones") {
             c.default_availability_zones = v;

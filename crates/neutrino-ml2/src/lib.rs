@@ -11,6 +11,7 @@ pub mod agents;
 pub mod availability;
 pub mod binding;
 pub mod config;
+mod dhcp;
 pub mod error;
 pub mod network;
 pub mod notify;
@@ -52,6 +53,30 @@ pub trait PortObserver: Send + Sync {
     }
 }
 
+/// Something that wants to know when an agent comes up (first report, or
+/// back from the dead): the L3 plugin schedules routers to L3 agents.
+#[async_trait::async_trait]
+pub trait AgentObserver: Send + Sync {
+    /// Called after the agent's report committed.
+    async fn agent_up(&self, core: &Core, agent: &Map) -> Result<()>;
+}
+
+/// A sub-resource of agents served by another plugin (e.g. `l3-routers`).
+#[async_trait::async_trait]
+pub trait AgentSubresource: Send + Sync {
+    /// The path segment, e.g. `l3-routers`.
+    fn name(&self) -> &'static str;
+    /// Serves `/v2.0/agents/{id}/<name>[/…]`.
+    async fn request(
+        &self,
+        ctx: &neutrino_lib::Context,
+        method: &str,
+        agent: &Map,
+        rest: &[&str],
+        body: Option<Value>,
+    ) -> std::result::Result<neutrino_lib::plugin::SubResponse, neutrino_lib::Fault>;
+}
+
 /// State shared by the core plugin's resources.
 pub struct Core {
     /// The store.
@@ -64,6 +89,10 @@ pub struct Core {
     pub notifier: Arc<dyn Notifier>,
     /// Participants in port changes.
     observers: std::sync::RwLock<Vec<Arc<dyn PortObserver>>>,
+    /// Interested in agents coming up.
+    agent_observers: std::sync::RwLock<Vec<Arc<dyn AgentObserver>>>,
+    /// Agent sub-resources of other plugins.
+    agent_subresources: std::sync::RwLock<Vec<Arc<dyn AgentSubresource>>>,
 }
 
 impl Core {
@@ -72,12 +101,38 @@ impl Core {
     pub async fn new(store: Store, cfg: Ml2Config, notifier: Arc<dyn Notifier>) -> Result<Arc<Core>> {
         let types = TypeManager::new(&cfg);
         types.sync(&store).await?;
-        Ok(Arc::new(Core { store, cfg, types, notifier, observers: Default::default() }))
+        Ok(Arc::new(Core {
+            store,
+            cfg,
+            types,
+            notifier,
+            observers: Default::default(),
+            agent_observers: Default::default(),
+            agent_subresources: Default::default(),
+        }))
     }
 
     /// Registers a participant in port changes.
     pub fn add_port_observer(&self, o: Arc<dyn PortObserver>) {
         self.observers.write().unwrap_or_else(|e| e.into_inner()).push(o);
+    }
+
+    /// Registers interest in agents coming up.
+    pub fn add_agent_observer(&self, o: Arc<dyn AgentObserver>) {
+        self.agent_observers.write().unwrap_or_else(|e| e.into_inner()).push(o);
+    }
+
+    /// Registers an agent sub-resource served by another plugin.
+    pub fn add_agent_subresource(&self, s: Arc<dyn AgentSubresource>) {
+        self.agent_subresources.write().unwrap_or_else(|e| e.into_inner()).push(s);
+    }
+
+    pub(crate) fn agent_subresource(&self, name: &str) -> Option<Arc<dyn AgentSubresource>> {
+        self.agent_subresources.read().unwrap_or_else(|e| e.into_inner()).iter().find(|s| s.name() == name).cloned()
+    }
+
+    pub(crate) fn agent_observers(&self) -> Vec<Arc<dyn AgentObserver>> {
+        self.agent_observers.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub(crate) fn port_observers(&self) -> Vec<Arc<dyn PortObserver>> {

@@ -284,10 +284,43 @@ impl ResourcePlugin for Networks {
             tx.delete(&SEGMENTS, stamp::str_of(&s, "id")).await.map_err(Ml2Error::from)?;
         }
         tx.delete(&NETWORKS, id).await.map_err(Ml2Error::from)?;
+        tx.unhost_resource(neutrino_store::scheduling::NETWORK_DHCP, id).await.map_err(Ml2Error::from)?;
         core.quota_release(&mut tx, stamp::str_of(&doc, "project_id"), "network", 1).await?;
         out.push("network", Action::Delete, &doc);
         core.commit(tx, out).await?;
         Ok(())
+    }
+
+    async fn sub_request(
+        &self,
+        ctx: &Context,
+        method: &str,
+        id: &str,
+        rest: &[&str],
+        _body: Option<Value>,
+    ) -> std::result::Result<neutrino_lib::plugin::SubResponse, Fault> {
+        match (method, rest) {
+            ("GET", ["dhcp-agents"]) => {
+                if !ctx.is_admin() {
+                    return Err(Fault::policy("get_dhcp-agents"));
+                }
+                self.get(ctx, id).await?;
+                let agents: Vec<Value> = self
+                    .0
+                    .dhcp_agents_of(id)
+                    .await?
+                    .into_iter()
+                    .map(|a| {
+                        let mut a = a;
+                        a.insert("alive".into(), json!(self.0.agent_alive(&a)));
+                        a.retain(|k, _| !k.starts_with('_'));
+                        Value::Object(a)
+                    })
+                    .collect();
+                Ok((200, Some(json!({ "agents": agents }))))
+            }
+            _ => Err(Fault::no_such_path()),
+        }
     }
 
     async fn set_tags(&self, _ctx: &Context, id: &str, tags: Vec<String>) -> std::result::Result<Vec<String>, Fault> {

@@ -323,6 +323,7 @@ impl Subnets {
         }
         out.push("subnet", Action::Create, &doc);
         out.push("network", Action::Update, &network);
+        core.schedule_network_dhcp(tx, out, &net_id).await?;
         Ok(doc)
     }
 }
@@ -486,6 +487,7 @@ impl ResourcePlugin for Subnets {
         }
         let mut out = Outbox::default();
         out.push("subnet", Action::Update, &doc);
+        core.schedule_network_dhcp(&mut tx, &mut out, &sref.network_id).await?;
         core.commit(tx, out).await?;
         Ok(doc)
     }

@@ -12,6 +12,7 @@ mod error;
 mod migrate;
 pub mod pool;
 pub mod quota;
+pub mod scheduling;
 pub mod schema;
 mod segments;
 mod store;

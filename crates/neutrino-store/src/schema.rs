@@ -83,9 +83,23 @@ pub struct Migration {
     pub statements: fn(Backend) -> Vec<String>,
 }
 
+fn v2(_: Backend) -> Vec<String> {
+    [
+        "CREATE TABLE IF NOT EXISTS network_dhcp_agents (network_id TEXT NOT NULL, agent_id TEXT NOT NULL, PRIMARY KEY (network_id, agent_id))",
+        "CREATE INDEX IF NOT EXISTS ix_network_dhcp_agents_agent ON network_dhcp_agents (agent_id)",
+        "CREATE TABLE IF NOT EXISTS router_l3_agents (router_id TEXT NOT NULL, agent_id TEXT NOT NULL, PRIMARY KEY (router_id, agent_id))",
+        "CREATE INDEX IF NOT EXISTS ix_router_l3_agents_agent ON router_l3_agents (agent_id)",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// The network schema's migrations, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "resource tables, range pools, IP allocations, quotas, default security groups",
-    statements: v1,
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "resource tables, range pools, IP allocations, quotas, default security groups",
+        statements: v1,
+    },
+    Migration { version: 2, description: "DHCP and L3 agent scheduling", statements: v2 },
+];
