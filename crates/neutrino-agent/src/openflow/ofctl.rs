@@ -130,8 +130,10 @@ impl Ofctl {
         &self.target
     }
 
+    /// `ovs-ofctl -O <proto> --no-names`: flows use port numbers, and without
+    /// names ovs-ofctl skips a port-description round trip before each command.
     fn cmd(&self) -> Cmd {
-        Cmd::new(&self.program).arg("-O").arg(&self.protocol)
+        Cmd::new(&self.program).arg("-O").arg(&self.protocol).arg("--no-names")
     }
 
     /// Installs flows atomically (`--bundle add-flows`); existing flows with the
@@ -175,7 +177,7 @@ impl Ofctl {
     /// Dumps flows (optionally only those matching `filter`, e.g. `cookie=0x1/-1`
     /// or `table=20`) with their statistics, port numbers not names.
     pub async fn dump_flows(&self, filter: Option<&str>) -> Result<Vec<FlowStats>> {
-        let mut c = self.cmd().arg("--no-names").arg("dump-flows").arg(&self.target);
+        let mut c = self.cmd().arg("dump-flows").arg(&self.target);
         if let Some(f) = filter {
             c = c.arg(f);
         }
@@ -185,7 +187,14 @@ impl Ofctl {
 
     /// The bridge's OpenFlow ports: name → number (`dump-ports-desc`).
     pub async fn port_numbers(&self) -> Result<BTreeMap<String, u32>> {
-        let out = self.cmd().arg("dump-ports-desc").arg(&self.target).run().await?;
+        let out = Cmd::new(&self.program)
+            .arg("-O")
+            .arg(&self.protocol)
+            .arg("--names")
+            .arg("dump-ports-desc")
+            .arg(&self.target)
+            .run()
+            .await?;
         let mut m = BTreeMap::new();
         for l in out.stdout.lines() {
             let l = l.trim();

@@ -195,7 +195,7 @@ async fn run(
             }
         }
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(1));
+        backoff = (backoff * 2).min(Duration::from_millis(250));
     }
 }
 

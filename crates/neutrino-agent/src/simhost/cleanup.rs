@@ -95,9 +95,13 @@ fn pid_netns(pid: i32) -> Option<(u64, u64)> {
     std::fs::metadata(format!("/proc/{pid}/ns/net")).ok().map(|m| (m.dev(), m.ino()))
 }
 
-fn alive(pid: i32) -> bool {
-    // SAFETY: kill with signal 0 only checks for existence/permission.
-    unsafe { libc::kill(pid, 0) == 0 }
+/// Whether `pid` is a live (not zombie) process. Daemons that exit are
+/// reparented to PID 1, which may reap them late: a zombie counts as gone.
+pub(crate) fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !matches!(s.rsplit_once(')').and_then(|(_, r)| r.trim_start().chars().next()), Some('Z' | 'X') | None),
+        Err(_) => false,
+    }
 }
 
 fn signal(pid: i32, sig: i32) {
@@ -138,7 +142,9 @@ fn sweep_with(prefix: &str, workdir: Option<&Path>, extra_pids: &[i32]) {
     for p in &pids {
         signal(*p, libc::SIGTERM);
     }
-    let deadline = Instant::now() + Duration::from_secs(3);
+    // Short grace: the namespaces are deleted right after, which removes every
+    // device a daemon could have left, so a slow graceful exit gains nothing.
+    let deadline = Instant::now() + Duration::from_secs(1);
     while pids.iter().any(|p| alive(*p)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }

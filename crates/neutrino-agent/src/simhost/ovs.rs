@@ -103,8 +103,7 @@ impl OvsInstance {
             libc::kill(pid, libc::SIGTERM);
         }
         let deadline = Instant::now() + Duration::from_secs(3);
-        // SAFETY: existence check only.
-        while unsafe { libc::kill(pid, 0) } == 0 {
+        while super::cleanup::alive(pid) {
             if Instant::now() > deadline {
                 // SAFETY: as above.
                 unsafe {
