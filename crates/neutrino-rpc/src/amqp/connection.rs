@@ -189,12 +189,14 @@ pub(crate) async fn supervise(shared: Arc<Shared>, mut cmds: mpsc::UnboundedRece
                 continue;
             }
         };
-        epoch += 1;
-        let link = match open_link(&shared, conn, epoch).await {
-            Ok(link) => link,
+        let link = match open_link(&shared, conn, epoch + 1).await {
+            Ok(link) => {
+                epoch += 1;
+                link
+            }
             Err(e) => {
                 let delay = shared.opts.backoff.delay(attempt);
-                tracing::warn!(broker = %host, epoch, error = %e, "message broker setup failed; retrying");
+                tracing::warn!(broker = %host, error = %e, "message broker setup failed; retrying");
                 attempt = attempt.saturating_add(1);
                 if !pause(&shared, &mut cmds, delay).await {
                     return;

@@ -27,6 +27,8 @@ pub(crate) struct ServerEntry {
     dispatcher: Dispatcher,
     prefetch: u16,
     stopped: AtomicBool,
+    /// A restart is scheduled (each of the three consumers reports its end).
+    retrying: AtomicBool,
     run: tokio::sync::Mutex<Run>,
 }
 
@@ -70,6 +72,7 @@ pub(super) async fn serve(
         dispatcher: Dispatcher::new(handler, &options, topic, server),
         prefetch: options.max_concurrency.clamp(1, u16::MAX as usize) as u16,
         stopped: AtomicBool::new(false),
+        retrying: AtomicBool::new(false),
         run: tokio::sync::Mutex::new(Run::default()),
     });
     lock(&shared.servers).insert(id, entry.clone());
@@ -215,31 +218,39 @@ async fn consume(shared: Arc<Shared>, entry: Arc<ServerEntry>, epoch: u64, mut c
 /// (e.g. its queue was deleted), with backoff, for as long as the
 /// connection lasts.
 pub(super) fn schedule_retry(shared: &Arc<Shared>, entry: Arc<ServerEntry>, epoch: u64) {
+    if entry.retrying.swap(true, Ordering::SeqCst) {
+        return;
+    }
     let shared = shared.clone();
     tokio::spawn(async move {
-        let mut attempt = 0;
-        loop {
-            let delay = shared.opts.backoff.delay(attempt).max(Duration::from_millis(500));
-            tokio::time::sleep(delay).await;
-            if entry.is_stopped() || shared.closed.load(Ordering::SeqCst) || shared.state.borrow().epoch != epoch {
-                return;
-            }
-            tracing::info!(topic = %entry.topic, server = %entry.server, attempt, "restarting rpc server consumers");
-            let (done, result) = oneshot::channel();
-            if shared.cmd.send(Cmd::Setup { id: entry.id, done }).is_err() {
-                return;
-            }
-            match result.await {
-                Ok(Ok(())) => return,
-                Ok(Err(e)) => {
-                    tracing::warn!(topic = %entry.topic, server = %entry.server, error = %e,
-                        "cannot restart rpc server consumers");
-                    attempt += 1;
-                }
-                Err(_) => return,
-            }
-        }
+        retry(&shared, &entry, epoch).await;
+        entry.retrying.store(false, Ordering::SeqCst);
     });
+}
+
+async fn retry(shared: &Arc<Shared>, entry: &Arc<ServerEntry>, epoch: u64) {
+    let mut attempt = 0;
+    loop {
+        let delay = shared.opts.backoff.delay(attempt).max(Duration::from_millis(500));
+        tokio::time::sleep(delay).await;
+        if entry.is_stopped() || shared.closed.load(Ordering::SeqCst) || shared.state.borrow().epoch != epoch {
+            return;
+        }
+        tracing::info!(topic = %entry.topic, server = %entry.server, attempt, "restarting rpc server consumers");
+        let (done, result) = oneshot::channel();
+        if shared.cmd.send(Cmd::Setup { id: entry.id, done }).is_err() {
+            return;
+        }
+        match result.await {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => {
+                tracing::warn!(topic = %entry.topic, server = %entry.server, error = %e,
+                    "cannot restart rpc server consumers");
+                attempt += 1;
+            }
+            Err(_) => return,
+        }
+    }
 }
 
 #[derive(Clone)]
