@@ -12,7 +12,7 @@ use neutrino_agent::bridges::TunBridgePorts;
 use neutrino_agent::openflow::SyncScope;
 use neutrino_agent::ovsdb::TunnelType;
 use neutrino_agent::pipeline::{self, LocalNet, Segment, TunnelFdb, VmPort};
-use neutrino_agent::simhost::{SimHost, SimNet, SimVm, VmSpec};
+use neutrino_agent::simhost::{PlugKind, SimHost, SimNet, SimVm, VmSpec};
 
 const COOKIE: u64 = 0x4e54_0000_0000_0001;
 
@@ -261,6 +261,39 @@ async fn provider_vlan_and_flat_with_vlan_translation() {
 
     drop(hosts);
     drop((a, b));
+    drop(sim);
+    common::assert_swept(&prefix);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vm_plugged_as_internal_port_talks_to_veth_vm() {
+    require_sim!();
+    let sim = common::sim().await;
+    let prefix = sim.prefix().to_string();
+    let h = sim.add_host("h1").await.unwrap();
+    h.layout().ensure_int_bridge(h.ovsdb()).await.unwrap();
+    let nets = [LocalNet { lvid: 3, segment: Segment::Flat { physnet: "none".into() } }];
+    let flows = pipeline::int_bridge_flows(COOKIE, &nets, &BTreeMap::new());
+    h.ofctl("br-int").sync(&flows, SyncScope::Cookie(COOKIE)).await.unwrap();
+    let vms = h
+        .add_vms(&[
+            VmSpec::new("veth", "fa:16:3e:10:00:01").cidr("10.3.0.1/24").tag(3),
+            VmSpec::new("int", "fa:16:3e:10:00:02").cidr("10.3.0.2/24").tag(3).plug(PlugKind::Internal),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(vms[1].ifname, vms[1].device, "internal port keeps its OVS name inside the VM");
+    let iface = h.ovsdb().find_interface(&vms[1].device).await.unwrap().unwrap();
+    assert_eq!(iface.kind, neutrino_agent::ovsdb::InterfaceType::Internal);
+    assert_eq!(iface.external_ids.get("attached-mac").map(String::as_str), Some("fa:16:3e:10:00:02"));
+    assert!(reach(&vms[0], "10.3.0.2").await, "veth VM -> internal-port VM");
+    assert!(reach(&vms[1], "10.3.0.1").await, "internal-port VM -> veth VM");
+    assert_eq!(neigh_mac(&vms[0], "10.3.0.2").await.as_deref(), Some("fa:16:3e:10:00:02"));
+    h.remove_vm(&vms[0]).await.unwrap();
+    assert!(!vms[0].netns.exists());
+    assert!(h.ovsdb().find_port(&vms[0].device).await.unwrap().is_none());
+    drop(vms);
+    drop(h);
     drop(sim);
     common::assert_swept(&prefix);
 }

@@ -164,6 +164,14 @@ async fn bundle_dump_and_sync_only_touches_the_difference() {
     assert_eq!((r.added, r.modified, r.deleted), (0, 0, 1), "{r:?}");
     assert!(of.dump_flows(Some("cookie=0xf00/-1")).await.unwrap().is_empty());
 
+    // A changed cookie is a modification (modify_strict sets the new cookie).
+    let mut d3 = d2.clone();
+    d3[3] = d3[3].clone().cookie(0xdef);
+    let r = of.sync(&d3, SyncScope::All).await.unwrap();
+    assert_eq!((r.added, r.modified, r.deleted), (0, 1, 0), "{r:?}");
+    assert_eq!(of.dump_flows(Some("cookie=0xdef/-1")).await.unwrap().len(), 1);
+    of.sync(&d2, SyncScope::All).await.unwrap();
+
     // 5. replace-flows (ovs-ofctl's own diff) leaves the table as given.
     of.replace_flows(&d1).await.unwrap();
     assert!(of.sync(&d1, SyncScope::All).await.unwrap().is_noop());

@@ -12,8 +12,8 @@ use crate::error::{Error, Result};
 pub enum FlowMod {
     /// `add`: installs, or replaces a flow with the same table/priority/match.
     Add(Flow),
-    /// `modify_strict`: changes actions (and cookie) of the exactly matching flow,
-    /// keeping its counters.
+    /// `modify_strict`: changes the actions of the exactly matching flow, keeping
+    /// its counters (under OpenFlow 1.3 the cookie and timeouts are not changed).
     ModifyStrict(Flow),
     /// `delete_strict` of the exactly matching flow, optionally only if its
     /// cookie matches `cookie/mask`.
@@ -259,8 +259,9 @@ impl Ofctl {
                 Some(h) if h.same_content(&f) => report.unchanged += 1,
                 Some(h) => {
                     report.modified += 1;
-                    // modify_strict keeps counters but cannot change timeouts.
-                    if h.idle_timeout == f.idle_timeout && h.hard_timeout == f.hard_timeout {
+                    // modify_strict keeps the counters but, under OpenFlow 1.3, changes
+                    // neither the cookie nor the timeouts: those need an `add` (replace).
+                    if h.cookie == f.cookie && h.idle_timeout == f.idle_timeout && h.hard_timeout == f.hard_timeout {
                         mods.push(FlowMod::ModifyStrict(f));
                     } else {
                         mods.push(FlowMod::Add(f));

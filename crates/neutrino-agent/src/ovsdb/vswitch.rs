@@ -637,7 +637,11 @@ impl Client {
     /// (`--may-exist`). A port of that name on another bridge is an error.
     /// Returns the port UUID.
     pub async fn add_port(&self, bridge: &str, port: &PortSpec, commit: Commit) -> Result<String> {
-        Ok(self.add_ports(bridge, std::slice::from_ref(port), commit).await?.remove(0))
+        self.add_ports(bridge, std::slice::from_ref(port), commit)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Protocol("add_ports returned no uuid".into()))
     }
 
     /// Adds several ports to `bridge` in one transaction (see [`Client::add_port`]).

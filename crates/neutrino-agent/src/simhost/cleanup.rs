@@ -36,9 +36,11 @@ static RUNS: Mutex<Vec<Weak<RunState>>> = Mutex::new(Vec::new());
 static SIGNALS: Once = Once::new();
 
 impl RunState {
-    /// Registers a new run (and installs the signal handler once per process).
-    pub fn register(prefix: &str, workdir: &Path, keep: bool) -> Arc<RunState> {
-        install_signal_handler();
+    /// Registers a new run (and, if `signals`, installs the signal handler once per process).
+    pub fn register(prefix: &str, workdir: &Path, keep: bool, signals: bool) -> Arc<RunState> {
+        if signals {
+            install_signal_handler();
+        }
         let s = Arc::new(RunState {
             prefix: prefix.to_string(),
             workdir: workdir.to_path_buf(),

@@ -92,7 +92,7 @@ pub fn unavailable_reason() -> Option<String> {
     }
     let missing: Vec<&str> = ["ip", "ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-ofctl", "ovs-appctl"]
         .into_iter()
-        .filter(|p| !which(p) && !which(&format!("/usr/sbin/{p}")))
+        .filter(|p| !which(p))
         .collect();
     if !missing.is_empty() {
         return Some(format!("missing tools: {} (install iproute2 and openvswitch-switch)", missing.join(", ")));
@@ -120,6 +120,10 @@ pub struct SimConfig {
     pub ovs_schema: PathBuf,
     /// Keep everything at the end (debugging; also set by `NEUTRINO_SIM_KEEP=1`).
     pub keep: bool,
+    /// Install the SIGINT/SIGTERM/SIGHUP handler that sweeps every run and
+    /// exits (default true; a daemon with its own shutdown path sets false and
+    /// drops or [`SimNet::cleanup`]s the run itself).
+    pub signal_handler: bool,
 }
 
 impl Default for SimConfig {
@@ -147,6 +151,7 @@ impl SimConfig {
             underlay_prefix_len: 24,
             ovs_schema: PathBuf::from(ovs::DEFAULT_SCHEMA),
             keep: std::env::var("NEUTRINO_SIM_KEEP").map(|v| v == "1").unwrap_or(false),
+            signal_handler: true,
         }
     }
 }
@@ -177,7 +182,7 @@ impl SimNet {
             tracing::warn!(prefix = %cfg.prefix, "sweeping leftovers of an earlier run");
             sweep(&cfg.prefix);
         }
-        let run = RunState::register(&cfg.prefix, &cfg.workdir, cfg.keep);
+        let run = RunState::register(&cfg.prefix, &cfg.workdir, cfg.keep, cfg.signal_handler);
         std::fs::create_dir_all(&cfg.workdir).map_err(|e| Error::io(format!("mkdir {}", cfg.workdir.display()), e))?;
         let fabric = Netns::create(format!("{}fabric", cfg.prefix)).await?;
         let mut b = fabric.ip();

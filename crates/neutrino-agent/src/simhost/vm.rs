@@ -183,7 +183,11 @@ impl SimVm {
 impl SimHost {
     /// Creates one VM and plugs it into its bridge.
     pub async fn add_vm(&self, spec: &VmSpec) -> Result<SimVm> {
-        Ok(self.add_vms(std::slice::from_ref(spec)).await?.remove(0))
+        self.add_vms(std::slice::from_ref(spec))
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Protocol("add_vms returned no VM".into()))
     }
 
     /// Creates VMs in bulk: one `ip -batch` for all namespaces, one for all
