@@ -10,13 +10,15 @@
 //!   `ovs-ofctl -O OpenFlow13`, and a non-disruptive *sync* of a bridge;
 //! * [`netns`] and [`link`]: network namespaces, veth pairs, addresses and
 //!   routes through `ip` (batched);
-//! * [`bridges`]: the Neutron bridge layout (br-int, br-tun, br-<physnet>);
+//! * [`bridges`]: the Neutron bridge layout (`br-int`, `br-tun`, `br-<physnet>`);
 //! * [`pipeline`]: a first version of the Neutron-style flow tables;
 //! * [`simhost`]: simulated hypervisors (a namespace with a private OVS) and
 //!   VMs, with leak-proof cleanup, for tests and `neutrino up --sim-hosts`.
 //!
 //! The agent talks to the server only over RPC: this crate never depends on
 //! the store.
+
+#![warn(missing_docs)]
 
 pub mod bridges;
 pub mod cmd;
