@@ -49,7 +49,8 @@ async fn namespaces_veths_addresses_idempotent() {
     // a long-running process is seen in the namespace
     let child = a.spawn(&["sleep", "30"]).unwrap();
     let pid = child.id().unwrap() as i32;
-    assert!(a.pids().contains(&pid));
+    // `ip netns exec` enters the namespace right after it starts: wait for it.
+    assert!(common::eventually(std::time::Duration::from_secs(5), || async { a.pids().contains(&pid) }).await);
     drop(child); // kill_on_drop
 
     assert!(link::delete_link(Some(a.name()), "va").await.unwrap());
