@@ -100,7 +100,7 @@ impl IdentityService {
         self.user(user_id).await?;
         self.check_target(target).await?;
         self.role(role_id).await?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO identity_assignments (kind, actor_id, target_id, role_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
             .bind(target.kind())
             .bind(user_id)
@@ -141,7 +141,7 @@ impl IdentityService {
     /// the role at their next validation (roles are computed then).
     pub async fn revoke_role(&self, user_id: &str, target: &Target, role_id: &str) -> Result<()> {
         self.check_assignment(user_id, target, role_id).await?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "DELETE FROM identity_assignments WHERE kind = $1 AND actor_id = $2 AND target_id = $3 AND role_id = $4",
         )

@@ -186,7 +186,7 @@ impl IdentityService {
             parent_region_id: parent,
             extra: crate::input::extra(body, &["id", "description", "parent_region_id"]),
         };
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO identity_regions (id, description, parent_region_id, extra) VALUES ($1, $2, $3, $4)")
             .bind(&r.id)
             .bind(&r.description)
@@ -236,7 +236,7 @@ impl IdentityService {
         for (k, v) in crate::input::extra(patch, &["id", "description", "parent_region_id"]) {
             r.extra.insert(k, v);
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE identity_regions SET description = $1, parent_region_id = $2, extra = $3 WHERE id = $4")
             .bind(&r.description)
             .bind(&r.parent_region_id)
@@ -260,7 +260,7 @@ impl IdentityService {
                 "Cannot delete region {id}: endpoints or child regions refer to it."
             )));
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM identity_regions WHERE id = $1").bind(id).execute(tx.conn()).await?;
         tx.commit().await?;
         Ok(())
@@ -288,7 +288,7 @@ impl IdentityService {
         if self.get_service(&s.id).await?.is_some() {
             return Err(IdentityError::conflict("service", format!("Duplicate ID, {}", s.id)));
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO identity_services (id, service_type, name, description, enabled, extra) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&s.id)
             .bind(&s.service_type)
@@ -354,7 +354,7 @@ impl IdentityService {
         for (k, v) in crate::input::extra(patch, &["id", "type", "name", "description", "enabled"]) {
             s.extra.insert(k, v);
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE identity_services SET service_type = $1, name = $2, description = $3, enabled = $4, extra = $5 WHERE id = $6")
             .bind(&s.service_type)
             .bind(&s.name)
@@ -371,7 +371,7 @@ impl IdentityService {
     /// Deletes a service and its endpoints.
     pub async fn delete_service(&self, id: &str) -> Result<()> {
         self.service(id).await?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         for sql in
             ["DELETE FROM identity_endpoints WHERE service_id = $1", "DELETE FROM identity_services WHERE id = $1"]
         {
@@ -412,7 +412,7 @@ impl IdentityService {
                 &["id", "service_id", "interface", "region_id", "region", "url", "enabled"],
             ),
         };
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO identity_endpoints (id, service_id, interface, region_id, url, enabled, extra) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(&e.id)
             .bind(&e.service_id)
@@ -488,7 +488,7 @@ impl IdentityService {
         if let Some(en) = opt_bool(patch, "enabled")? {
             e.enabled = en;
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE identity_endpoints SET service_id = $1, interface = $2, region_id = $3, url = $4, enabled = $5 WHERE id = $6")
             .bind(&e.service_id)
             .bind(&e.interface)
@@ -505,7 +505,7 @@ impl IdentityService {
     /// Deletes an endpoint.
     pub async fn delete_endpoint(&self, id: &str) -> Result<()> {
         self.endpoint(id).await?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM identity_endpoints WHERE id = $1").bind(id).execute(tx.conn()).await?;
         tx.commit().await?;
         Ok(())

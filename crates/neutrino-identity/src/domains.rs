@@ -75,7 +75,7 @@ impl IdentityService {
         if self.get_domain(&d.id).await?.is_some() {
             return Err(IdentityError::conflict("domain", format!("Duplicate ID, {}", d.id)));
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query("INSERT INTO identity_domains (id, name, description, enabled, extra, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&d.id)
             .bind(&d.name)
@@ -167,7 +167,7 @@ impl IdentityService {
         for (k, v) in crate::input::extra(patch, KNOWN) {
             d.extra.insert(k, v);
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE identity_domains SET name = $1, description = $2, enabled = $3, extra = $4 WHERE id = $5")
             .bind(&d.name)
             .bind(&d.description)
@@ -199,7 +199,7 @@ impl IdentityService {
         for u in self.list_users(Some(id), None, None).await? {
             self.delete_user(&u.id).await?;
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         for sql in [
             "DELETE FROM identity_assignments WHERE target_id = $1 AND kind = 'UserDomain'",
             "DELETE FROM identity_roles WHERE domain_id = $1",

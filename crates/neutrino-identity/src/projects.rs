@@ -121,7 +121,7 @@ impl IdentityService {
         if self.project_by_name(&p.domain_id, &p.name).await?.is_some() {
             return Err(dup());
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query("INSERT INTO identity_projects (id, name, domain_id, parent_id, description, enabled, extra, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(&p.id)
             .bind(&p.name)
@@ -220,7 +220,7 @@ impl IdentityService {
         for (k, v) in crate::input::extra(patch, KNOWN) {
             p.extra.insert(k, v);
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE identity_projects SET name = $1, description = $2, enabled = $3, extra = $4 WHERE id = $5")
             .bind(&p.name)
             .bind(&p.description)
@@ -254,7 +254,7 @@ impl IdentityService {
     }
 
     pub(crate) async fn delete_project_unchecked(&self, id: &str) -> Result<()> {
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM identity_assignments WHERE target_id = $1 AND kind = 'UserProject'")
             .bind(id)
             .execute(tx.conn())

@@ -7,7 +7,7 @@
 //! `issued_before` time (microseconds). Events older than the token lifetime
 //! can match no live token and are pruned when new events are written.
 
-use neutrino_store::Tx;
+use crate::service::WriteTx;
 use sqlx::Row;
 
 use crate::db;
@@ -61,7 +61,7 @@ impl RevocationEvent {
 
 impl IdentityService {
     /// Records an event inside a write transaction, pruning expired ones.
-    pub(crate) async fn record_revocation(&self, tx: &mut Tx, ev: &RevocationEvent) -> Result<()> {
+    pub(crate) async fn record_revocation(&self, tx: &mut WriteTx, ev: &RevocationEvent) -> Result<()> {
         sqlx::query("INSERT INTO identity_revocations (id, audit_id, user_id, project_id, issued_before, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(db::new_id())
             .bind(&ev.audit_id)
@@ -80,7 +80,7 @@ impl IdentityService {
 
     /// Records one event in its own transaction.
     pub async fn revoke(&self, ev: &RevocationEvent) -> Result<()> {
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         self.record_revocation(&mut tx, ev).await?;
         tx.commit().await?;
         Ok(())
@@ -94,7 +94,7 @@ impl IdentityService {
 
     /// Deletes events that can no longer match any token; returns how many.
     pub async fn prune_revocations(&self) -> Result<u64> {
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         let n = sqlx::query("DELETE FROM identity_revocations WHERE issued_before < $1")
             .bind(self.prune_horizon())
             .execute(tx.conn())

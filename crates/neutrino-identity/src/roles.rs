@@ -89,7 +89,7 @@ impl IdentityService {
         if self.role_by_name(&r.name, &r.domain_id).await?.is_some() {
             return Err(dup());
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         let res = sqlx::query(
             "INSERT INTO identity_roles (id, name, domain_id, description, extra) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -168,7 +168,7 @@ impl IdentityService {
         for (k, v) in crate::input::extra(patch, KNOWN) {
             r.extra.insert(k, v);
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE identity_roles SET name = $1, description = $2, extra = $3 WHERE id = $4")
             .bind(&r.name)
             .bind(&r.description)
@@ -183,7 +183,7 @@ impl IdentityService {
     /// Deletes a role, its assignments and inference rules.
     pub async fn delete_role(&self, id: &str) -> Result<()> {
         self.role(id).await?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         for sql in [
             "DELETE FROM identity_assignments WHERE role_id = $1",
             "DELETE FROM identity_implied_roles WHERE prior_role_id = $1 OR implied_role_id = $1",
@@ -237,7 +237,7 @@ impl IdentityService {
                 p.name, i.name
             )));
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO identity_implied_roles (prior_role_id, implied_role_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(&p.id)
             .bind(&i.id)
@@ -269,7 +269,7 @@ impl IdentityService {
     /// Deletes one inference rule, or 404.
     pub async fn delete_implied_role(&self, prior: &str, implied: &str) -> Result<()> {
         self.get_implied_role(prior, implied).await?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM identity_implied_roles WHERE prior_role_id = $1 AND implied_role_id = $2")
             .bind(prior)
             .bind(implied)

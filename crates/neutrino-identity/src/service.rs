@@ -1,11 +1,12 @@
 //! The identity service: the store, the options, the Fernet keys.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use neutrino_lib::ini::{BadOption, Ini};
-use neutrino_store::Store;
+use neutrino_store::{Store, Tx};
 
 use crate::fernet_keys::{KeyRepository, Keyring};
 use crate::{IdentityError, Result};
@@ -70,6 +71,30 @@ pub struct IdentityService {
     keys: KeyRepository,
     keyring: RwLock<Arc<Keyring>>,
     pub(crate) dummy_hash: String,
+    generation: Arc<AtomicU64>,
+}
+
+/// A write transaction of the identity service: committing it advances the
+/// service's [generation](IdentityService::generation), which tells caches
+/// of validated tokens that users, scopes, roles or revocations may have
+/// changed.
+pub(crate) struct WriteTx {
+    tx: Tx,
+    generation: Arc<AtomicU64>,
+}
+
+impl WriteTx {
+    /// The connection, for SQL.
+    pub(crate) fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        self.tx.conn()
+    }
+
+    /// Commits, then advances the generation.
+    pub(crate) async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for IdentityService {
@@ -90,7 +115,28 @@ impl IdentityService {
         let dummy_hash = tokio::task::spawn_blocking(move || crate::password::dummy_hash(cost))
             .await
             .map_err(|e| IdentityError::Internal(e.to_string()))?;
-        Ok(IdentityService { store, options, keys, keyring: RwLock::new(Arc::new(keyring)), dummy_hash })
+        Ok(IdentityService {
+            store,
+            options,
+            keys,
+            keyring: RwLock::new(Arc::new(keyring)),
+            dummy_hash,
+            generation: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Begins a write transaction (on SQLite, waits for the writer slot).
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx> {
+        Ok(WriteTx { tx: self.store.begin().await?, generation: self.generation.clone() })
+    }
+
+    /// A counter advanced by every committed identity write of this process
+    /// (and by key reloads). A token validated at generation `g` is known
+    /// to validate the same way while the generation is still `g` (before
+    /// it expires); writes made by other processes sharing the database are
+    /// not seen, so caches must also bound their age.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// The options in force.
@@ -141,6 +187,7 @@ impl IdentityService {
             Ok(mut k) => *k = ring,
             Err(poisoned) => *poisoned.into_inner() = ring,
         }
+        self.generation.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
@@ -155,7 +202,7 @@ impl IdentityService {
 
     /// Writes a setting.
     pub(crate) async fn set_setting(&self, name: &str, value: &str) -> Result<()> {
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO identity_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
             .bind(name)
             .bind(value)

@@ -373,6 +373,6 @@ mod tests {
     #[test]
     fn formats_keystone_timestamps() {
         let t = Utc.timestamp_opt(1_795_000_000, 0).unwrap();
-        assert_eq!(format_time(&t), "2026-11-18T09:46:40.000000Z");
+        assert_eq!(format_time(&t), "2026-11-18T11:06:40.000000Z");
     }
 }

@@ -121,7 +121,7 @@ impl IdentityService {
         if self.user_by_name(&u.domain_id, &u.name).await?.is_some() {
             return Err(dup());
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query("INSERT INTO identity_users (id, name, domain_id, enabled, password_hash, default_project_id, extra, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(&u.id)
             .bind(&u.name)
@@ -243,7 +243,7 @@ impl IdentityService {
         for (k, v) in crate::input::extra(patch, KNOWN) {
             u.extra.insert(k, v);
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE identity_users SET name = $1, enabled = $2, password_hash = $3, default_project_id = $4, extra = $5 WHERE id = $6")
             .bind(&u.name)
             .bind(u.enabled as i64)
@@ -286,7 +286,7 @@ impl IdentityService {
     /// Deletes a user with its role assignments, and revokes its tokens.
     pub async fn delete_user(&self, id: &str) -> Result<()> {
         self.user(id).await?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM identity_assignments WHERE actor_id = $1").bind(id).execute(tx.conn()).await?;
         sqlx::query("DELETE FROM identity_users WHERE id = $1").bind(id).execute(tx.conn()).await?;
         self.record_revocation(&mut tx, &RevocationEvent::user(id)).await?;

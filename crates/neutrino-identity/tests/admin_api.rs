@@ -8,12 +8,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 fn ids(v: &Value, key: &str) -> Vec<String> {
-    v[key]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["id"].as_str().unwrap().to_string())
-        .collect()
+    v[key].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap().to_string()).collect()
 }
 
 #[tokio::test]
@@ -44,7 +39,11 @@ async fn tempest_dynamic_credentials_flow() {
     assert_eq!(b["project"]["description"], "tempest-X-123-desc");
     assert_eq!(b["project"]["links"]["self"], format!("{}/v3/projects/{pid}", c.url));
     let (s, b) = c
-        .admin(Method::POST, "/v3/projects", Some(json!({"project": {"name": "tempest-X-123", "domain_id": "default"}})))
+        .admin(
+            Method::POST,
+            "/v3/projects",
+            Some(json!({"project": {"name": "tempest-X-123", "domain_id": "default"}})),
+        )
         .await;
     assert_eq!(s, 409);
     assert_eq!(b["error"]["title"], "Conflict");
@@ -67,11 +66,19 @@ async fn tempest_dynamic_credentials_flow() {
     assert_eq!(b["user"]["email"], "x@example.org");
     assert!(b["user"].get("password").is_none());
     let (s, _) = c
-        .admin(Method::POST, "/v3/users", Some(json!({"user": {"name": "tempest-X-123-project", "password": "p", "domain_id": "default"}})))
+        .admin(
+            Method::POST,
+            "/v3/users",
+            Some(json!({"user": {"name": "tempest-X-123-project", "password": "p", "domain_id": "default"}})),
+        )
         .await;
     assert_eq!(s, 409);
     let (s, b) = c
-        .admin(Method::POST, "/v3/users", Some(json!({"user": {"name": "tempest-X-123-reader", "password": "p2", "domain_id": "default"}})))
+        .admin(
+            Method::POST,
+            "/v3/users",
+            Some(json!({"user": {"name": "tempest-X-123-reader", "password": "p2", "domain_id": "default"}})),
+        )
         .await;
     assert_eq!(s, 201);
     let u2 = b["user"]["id"].as_str().unwrap().to_string();
@@ -85,10 +92,7 @@ async fn tempest_dynamic_credentials_flow() {
         assert!(names.contains(&want), "{names:?}");
     }
     let role = |n: &str| {
-        b["roles"].as_array().unwrap().iter().find(|r| r["name"] == n).unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        b["roles"].as_array().unwrap().iter().find(|r| r["name"] == n).unwrap()["id"].as_str().unwrap().to_string()
     };
     let (member, reader) = (role("member"), role("reader"));
     // 5. grants (idempotent), check, list
@@ -114,15 +118,21 @@ async fn tempest_dynamic_credentials_flow() {
     assert_eq!(s, 404);
     // role_assignments: effective expands implied roles; include_names names them.
     let (s, b) = c
-        .admin(Method::GET, &format!("/v3/role_assignments?user.id={u1}&scope.project.id={pid}&effective&include_names=true"), None)
+        .admin(
+            Method::GET,
+            &format!("/v3/role_assignments?user.id={u1}&scope.project.id={pid}&effective&include_names=true"),
+            None,
+        )
         .await;
     assert_eq!(s, 200);
-    let mut got: Vec<&str> = b["role_assignments"].as_array().unwrap().iter().map(|a| a["role"]["name"].as_str().unwrap()).collect();
+    let mut got: Vec<&str> =
+        b["role_assignments"].as_array().unwrap().iter().map(|a| a["role"]["name"].as_str().unwrap()).collect();
     got.sort();
     assert_eq!(got, vec!["member", "reader"]);
     assert_eq!(b["role_assignments"][0]["scope"]["project"]["name"], "tempest-X-123");
     assert_eq!(b["role_assignments"][0]["user"]["domain"]["name"], "Default");
-    let (_, b) = c.admin(Method::GET, &format!("/v3/role_assignments?role.id={reader}&scope.project.id={pid}"), None).await;
+    let (_, b) =
+        c.admin(Method::GET, &format!("/v3/role_assignments?role.id={reader}&scope.project.id={pid}"), None).await;
     assert_eq!(b["role_assignments"].as_array().unwrap().len(), 1, "{b}");
     assert_eq!(b["role_assignments"][0]["user"]["id"], u2.as_str());
     // 6. the new users authenticate by id with project scope
@@ -180,7 +190,10 @@ async fn non_admins_see_only_their_own() {
     assert_eq!(ca(Method::GET, "/v3/domains/default".into()).await.0, 200);
     let (s, b) = c.call(Method::POST, "/v3/projects", Some(ta), Some(json!({"project": {"name": "x"}}))).await;
     assert_eq!(s, 403);
-    assert_eq!(b["error"]["message"], "You are not authorized to perform the requested action: identity:create_project.");
+    assert_eq!(
+        b["error"]["message"],
+        "You are not authorized to perform the requested action: identity:create_project."
+    );
     let (s, _) = c
         .call(Method::PUT, &format!("/v3/projects/{pb}/users/{ua}/roles/{}", c.role_id("member").await), Some(ta), None)
         .await;
@@ -231,7 +244,16 @@ async fn errors_look_like_keystone() {
         assert_eq!(s, 400, "{body} -> {b}");
     }
     // Unknown ids: 404; unknown paths: 404 with a Keystone body.
-    for p in ["/v3/projects/nope", "/v3/users/nope", "/v3/roles/nope", "/v3/domains/nope", "/v3/regions/nope", "/v3/services/nope", "/v3/endpoints/nope", "/v3/nothing-here"] {
+    for p in [
+        "/v3/projects/nope",
+        "/v3/users/nope",
+        "/v3/roles/nope",
+        "/v3/domains/nope",
+        "/v3/regions/nope",
+        "/v3/services/nope",
+        "/v3/endpoints/nope",
+        "/v3/nothing-here",
+    ] {
         let (s, b) = c.admin(Method::GET, p, None).await;
         assert_eq!(s, 404, "{p}");
         assert_eq!(b["error"]["code"], 404, "{p}");
@@ -288,10 +310,7 @@ async fn implied_roles_api_and_token_expansion() {
         })
         .collect();
     for want in [("admin", "manager"), ("manager", "member"), ("member", "reader")] {
-        assert!(
-            rules.iter().any(|(p, i)| p == want.0 && i.contains(&want.1.to_string())),
-            "{want:?} in {rules:?}"
-        );
+        assert!(rules.iter().any(|(p, i)| p == want.0 && i.contains(&want.1.to_string())), "{want:?} in {rules:?}");
     }
     let (s, b) = c.admin(Method::POST, "/v3/roles", Some(json!({"role": {"name": "auditor"}}))).await;
     assert_eq!(s, 201);
@@ -338,15 +357,15 @@ async fn catalog_admin_api() {
     let c = Cloud::start().await;
     let (s, b) = c.admin(Method::GET, "/v3/regions/RegionOne", None).await;
     assert_eq!(s, 200, "{b}");
-    let (s, _) = c.admin(Method::POST, "/v3/regions", Some(json!({"region": {"id": "RegionTwo", "description": "2"}}))).await;
+    let (s, _) =
+        c.admin(Method::POST, "/v3/regions", Some(json!({"region": {"id": "RegionTwo", "description": "2"}}))).await;
     assert_eq!(s, 201);
     assert_eq!(c.admin(Method::POST, "/v3/regions", Some(json!({"region": {"id": "RegionTwo"}}))).await.0, 409);
     let (_, b) = c.admin(Method::GET, "/v3/services?type=network", None).await;
     assert_eq!(b["services"].as_array().unwrap().len(), 1);
     assert_eq!(b["services"][0]["name"], "neutron");
-    let (s, b) = c
-        .admin(Method::POST, "/v3/services", Some(json!({"service": {"type": "compute", "name": "nova"}})))
-        .await;
+    let (s, b) =
+        c.admin(Method::POST, "/v3/services", Some(json!({"service": {"type": "compute", "name": "nova"}}))).await;
     assert_eq!(s, 201);
     let sid = b["service"]["id"].as_str().unwrap().to_string();
     assert_eq!(c.admin(Method::POST, "/v3/services", Some(json!({"service": {"name": "x"}}))).await.0, 400);
@@ -371,7 +390,11 @@ async fn catalog_admin_api() {
     let (_, b) = c.admin(Method::GET, &format!("/v3/endpoints?service_id={sid}"), None).await;
     assert_eq!(ids(&b, "endpoints"), vec![eid.clone()]);
     let (s, b) = c
-        .admin(Method::PATCH, &format!("/v3/endpoints/{eid}"), Some(json!({"endpoint": {"url": "http://nova:8775/v2.1"}})))
+        .admin(
+            Method::PATCH,
+            &format!("/v3/endpoints/{eid}"),
+            Some(json!({"endpoint": {"url": "http://nova:8775/v2.1"}})),
+        )
         .await;
     assert_eq!((s, b["endpoint"]["url"].as_str()), (200, Some("http://nova:8775/v2.1")));
     let (_, b) = c.admin(Method::GET, "/v3/auth/catalog", None).await;

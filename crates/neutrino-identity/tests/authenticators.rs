@@ -146,3 +146,38 @@ async fn a_user_without_service_role_cannot_validate_others() {
     assert_eq!(f.message, "The identity service could not validate the token.");
     c.stop().await;
 }
+
+#[tokio::test]
+async fn embedded_auth_cache_follows_writes_and_bounds_staleness() {
+    let c = Cloud::start().await;
+    let auth = EmbeddedAuth::new(c.svc.clone()).with_cache_time(Duration::from_secs(1));
+    let pid = c.project("cache-p").await;
+    let uid = c.user_with_role("cache-u", "pw", &pid, "member").await;
+    let member = c.role_id("member").await;
+
+    // A write in this process invalidates the cache at once.
+    let (tok, _) = c.token(password_by_id(&uid, "pw", &pid)).await;
+    assert!(auth.authenticate(&with_token(&tok)).await.is_ok());
+    let g = c.svc.generation();
+    c.svc.revoke_role(&uid, &neutrino_identity::assignments::Target::Project(pid.clone()), &member).await.unwrap();
+    assert!(c.svc.generation() > g);
+    assert!(auth.authenticate(&with_token(&tok)).await.is_err(), "no role left: refused immediately");
+
+    // A second server on the same database: its writes are seen within cache_time.
+    c.svc.grant_role(&uid, &neutrino_identity::assignments::Target::Project(pid.clone()), &member).await.unwrap();
+    let (tok2, _) = c.token(password_by_id(&uid, "pw", &pid)).await;
+    assert!(auth.authenticate(&with_token(&tok2)).await.is_ok());
+    let store2 =
+        neutrino_store::Store::connect(&format!("sqlite://{}", c.dir.path().join("identity.sqlite").display()))
+            .await
+            .unwrap();
+    let mut opts = neutrino_identity::IdentityOptions::new(c.url.clone(), c.dir.path().join("fernet-keys"));
+    opts.password_hash_cost = 4;
+    let other = neutrino_identity::IdentityService::new(store2, opts).await.unwrap();
+    other.revoke_token(&tok2).await.unwrap();
+    assert!(auth.authenticate(&with_token(&tok2)).await.is_ok(), "cached: the other server's write is not seen yet");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(auth.authenticate(&with_token(&tok2)).await.is_err(), "seen after cache_time");
+    other.store().close().await;
+    c.stop().await;
+}

@@ -21,9 +21,7 @@ async fn counts(svc: &IdentityService) -> Vec<usize> {
 }
 
 async fn open(dir: &std::path::Path) -> Arc<IdentityService> {
-    let store = Store::connect(&format!("sqlite://{}", dir.join("id.sqlite").display()))
-        .await
-        .unwrap();
+    let store = Store::connect(&format!("sqlite://{}", dir.join("id.sqlite").display())).await.unwrap();
     let mut opts = IdentityOptions::new("http://127.0.0.1:5000", dir.join("keys"));
     opts.password_hash_cost = 4;
     Arc::new(IdentityService::new(store, opts).await.unwrap())
@@ -113,11 +111,8 @@ fn openrc_quotes_awkward_passwords() {
     });
     let rc = bootstrap::openrc_text(&outcome);
     // Let a real shell read it back.
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("{rc}\nprintf %s \"$OS_PASSWORD\""))
-        .output()
-        .unwrap();
+    let out =
+        std::process::Command::new("sh").arg("-c").arg(format!("{rc}\nprintf %s \"$OS_PASSWORD\"")).output().unwrap();
     assert_eq!(String::from_utf8(out.stdout).unwrap(), "it's $HOME \"x\"");
     let yaml = bootstrap::clouds_yaml_text(&outcome);
     assert!(yaml.contains(r#"password: "it's $HOME \"x\"""#), "{yaml}");

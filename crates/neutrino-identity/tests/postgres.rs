@@ -8,12 +8,7 @@ use common::{Cloud, Knobs};
 
 #[tokio::test]
 async fn token_lifecycle_on_postgres() {
-    let Some(c) = Cloud::start_with(Knobs {
-        postgres: true,
-        ..Knobs::default()
-    })
-    .await
-    else {
+    let Some(c) = Cloud::start_with(Knobs { postgres: true, ..Knobs::default() }).await else {
         return;
     };
     assert_eq!(c.svc.store().backend(), neutrino_store::Backend::Postgres);

@@ -25,23 +25,14 @@ struct Real {
 
 impl Real {
     async fn token(&self, body: Value) -> (String, Value) {
-        let r = self
-            .http
-            .post(format!("{}/v3/auth/tokens", self.url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = self.http.post(format!("{}/v3/auth/tokens", self.url)).json(&body).send().await.unwrap();
         assert_eq!(r.status(), 201, "real keystone refused {body}");
         let t = r.headers()["x-subject-token"].to_str().unwrap().to_string();
         (t, r.json().await.unwrap())
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut rb = self
-            .http
-            .request(method, format!("{}{path}", self.url))
-            .header("X-Auth-Token", &self.admin);
+        let mut rb = self.http.request(method, format!("{}{path}", self.url)).header("X-Auth-Token", &self.admin);
         if let Some(b) = body {
             rb = rb.json(&b);
         }
@@ -63,9 +54,8 @@ impl Real {
     }
 
     async fn grant(&self, project: &str, user: &str, role: &str) {
-        let (s, b) = self
-            .call(reqwest::Method::PUT, &format!("/v3/projects/{project}/users/{user}/roles/{role}"), None)
-            .await;
+        let (s, b) =
+            self.call(reqwest::Method::PUT, &format!("/v3/projects/{project}/users/{user}/roles/{role}"), None).await;
         assert_eq!(s, 204, "{b}");
     }
 }
@@ -88,9 +78,10 @@ fn password(user: &str, pw: &str, project: &str) -> Value {
 #[tokio::test]
 #[ignore = "needs a real Keystone: run crates/neutrino-identity/scripts/real-keystone.sh"]
 async fn keystone_auth_against_real_keystone() {
-    let url = std::env::var("NEUTRINO_REAL_KEYSTONE_URL")
-        .expect("NEUTRINO_REAL_KEYSTONE_URL (run scripts/real-keystone.sh)");
-    let admin_pw = std::env::var("NEUTRINO_REAL_KEYSTONE_ADMIN_PASSWORD").expect("NEUTRINO_REAL_KEYSTONE_ADMIN_PASSWORD");
+    let url =
+        std::env::var("NEUTRINO_REAL_KEYSTONE_URL").expect("NEUTRINO_REAL_KEYSTONE_URL (run scripts/real-keystone.sh)");
+    let admin_pw =
+        std::env::var("NEUTRINO_REAL_KEYSTONE_ADMIN_PASSWORD").expect("NEUTRINO_REAL_KEYSTONE_ADMIN_PASSWORD");
     let http = reqwest::Client::new();
     let mut real = Real { url: url.clone(), http, admin: String::new() };
     let (admin, admin_body) = real.token(password("admin", &admin_pw, "admin")).await;
@@ -99,17 +90,19 @@ async fn keystone_auth_against_real_keystone() {
 
     // What a deployment gives keystonemiddleware: user neutron, project
     // service, role service.
-    let service_project = real
-        .create("/v3/projects", "project", json!({"project": {"name": "service", "domain_id": "default"}}))
-        .await;
+    let service_project =
+        real.create("/v3/projects", "project", json!({"project": {"name": "service", "domain_id": "default"}})).await;
     let neutron = real
-        .create("/v3/users", "user", json!({"user": {"name": "neutron", "password": "neutron-pw", "domain_id": "default"}}))
+        .create(
+            "/v3/users",
+            "user",
+            json!({"user": {"name": "neutron", "password": "neutron-pw", "domain_id": "default"}}),
+        )
         .await;
     real.grant(&service_project, &neutron, &real.role("service").await).await;
     // A tenant.
-    let demo_project = real
-        .create("/v3/projects", "project", json!({"project": {"name": "demo", "domain_id": "default"}}))
-        .await;
+    let demo_project =
+        real.create("/v3/projects", "project", json!({"project": {"name": "demo", "domain_id": "default"}})).await;
     let demo = real
         .create("/v3/users", "user", json!({"user": {"name": "demo", "password": "demo-pw", "domain_id": "default"}}))
         .await;
@@ -173,8 +166,10 @@ async fn keystone_auth_against_real_keystone() {
         eprintln!("{what}: missing {missing:?}, extra {extra:?}");
         assert!(missing.is_empty(), "{what} lacks {missing:?} that real Keystone sends");
     }
-    let mut real_roles: Vec<&str> = rt["roles"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
-    let mut our_roles: Vec<&str> = ot["roles"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let mut real_roles: Vec<&str> =
+        rt["roles"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let mut our_roles: Vec<&str> =
+        ot["roles"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
     real_roles.sort();
     our_roles.sort();
     assert_eq!(our_roles, real_roles, "same implied-role expansion for member");

@@ -17,12 +17,7 @@ async fn token_lifecycle_on_sqlite() {
 
 #[tokio::test]
 async fn tokens_expire() {
-    let c = Cloud::start_with(Knobs {
-        token_expiration: Duration::from_secs(2),
-        ..Knobs::default()
-    })
-    .await
-    .unwrap();
+    let c = Cloud::start_with(Knobs { token_expiration: Duration::from_secs(2), ..Knobs::default() }).await.unwrap();
     let (tok, body) = c.token(password_by_name("admin", ADMIN_PASSWORD, Some("admin"))).await;
     let issued = chrono::DateTime::parse_from_rfc3339(body["token"]["issued_at"].as_str().unwrap()).unwrap();
     let expires = chrono::DateTime::parse_from_rfc3339(body["token"]["expires_at"].as_str().unwrap()).unwrap();
@@ -35,9 +30,7 @@ async fn tokens_expire() {
     // An expired token cannot authenticate a request either.
     assert_eq!(c.call(Method::GET, "/v3/projects", Some(&tok), None).await.0, 401);
     // Nor be rescoped.
-    let (s, _, _) = c
-        .auth(json!({"auth": {"identity": {"methods": ["token"], "token": {"id": tok}}}}))
-        .await;
+    let (s, _, _) = c.auth(json!({"auth": {"identity": {"methods": ["token"], "token": {"id": tok}}}})).await;
     assert_eq!(s, 401);
     c.stop().await;
 }
@@ -138,9 +131,8 @@ async fn default_project_scopes_tokens_without_scope() {
     let c = Cloud::start().await;
     let pid = c.project("dp-p").await;
     let uid = c.user_with_role("dp-u", "pw", &pid, "reader").await;
-    let (s, _) = c
-        .admin(Method::PATCH, &format!("/v3/users/{uid}"), Some(json!({"user": {"default_project_id": pid}})))
-        .await;
+    let (s, _) =
+        c.admin(Method::PATCH, &format!("/v3/users/{uid}"), Some(json!({"user": {"default_project_id": pid}}))).await;
     assert_eq!(s, 200);
     let (_, body) = c
         .token(json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"id": uid, "password": "pw"}}}}}))

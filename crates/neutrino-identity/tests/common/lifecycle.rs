@@ -35,12 +35,7 @@ pub async fn core_lifecycle(c: &Cloud) {
     assert_eq!(t["audit_ids"][0].as_str().unwrap().len(), 22);
     let catalog = t["catalog"].as_array().unwrap();
     let network = catalog.iter().find(|s| s["type"] == "network").expect("network in catalog");
-    let public = network["endpoints"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["interface"] == "public")
-        .unwrap();
+    let public = network["endpoints"].as_array().unwrap().iter().find(|e| e["interface"] == "public").unwrap();
     assert_eq!(public["region"], "RegionOne");
     assert_eq!(public["region_id"], "RegionOne");
     assert_eq!(public["url"], "http://127.0.0.1:9696");
@@ -130,41 +125,34 @@ pub async fn core_lifecycle(c: &Cloud) {
     assert_eq!(c.validate(&tok3).await, 200, "a token issued after the change is valid");
 
     // --- admin password reset through PATCH also revokes ---
-    let (s, _) = c
-        .admin(Method::PATCH, &format!("/v3/users/{uid}"), Some(json!({"user": {"password": "pw-three"}})))
-        .await;
+    let (s, _) =
+        c.admin(Method::PATCH, &format!("/v3/users/{uid}"), Some(json!({"user": {"password": "pw-three"}}))).await;
     assert_eq!(s, 200);
     assert_eq!(c.validate(&tok3).await, 404);
     let (tok4, _) = c.token(password_by_id(&uid, "pw-three", &pid)).await;
 
     // --- disabled user: no login, tokens stop validating; re-enabled works ---
-    let (s, b) = c
-        .admin(Method::PATCH, &format!("/v3/users/{uid}"), Some(json!({"user": {"enabled": false}})))
-        .await;
+    let (s, b) = c.admin(Method::PATCH, &format!("/v3/users/{uid}"), Some(json!({"user": {"enabled": false}}))).await;
     assert_eq!(s, 200);
     assert_eq!(b["user"]["enabled"], false);
     assert_eq!(c.validate(&tok4).await, 404);
     let (s, _, b) = c.auth(password_by_id(&uid, "pw-three", &pid)).await;
     assert_eq!(s, 401);
     assert_eq!(b, b1, "a disabled user gets the same 401 as a wrong password");
-    let (s, _) = c
-        .admin(Method::PATCH, &format!("/v3/users/{uid}"), Some(json!({"user": {"enabled": true}})))
-        .await;
+    let (s, _) = c.admin(Method::PATCH, &format!("/v3/users/{uid}"), Some(json!({"user": {"enabled": true}}))).await;
     assert_eq!(s, 200);
     assert_eq!(c.validate(&tok4).await, 404, "re-enabling does not resurrect old tokens");
     let (tok5, _) = c.token(password_by_id(&uid, "pw-three", &pid)).await;
 
     // --- disabled project ---
-    let (s, _) = c
-        .admin(Method::PATCH, &format!("/v3/projects/{pid}"), Some(json!({"project": {"enabled": false}})))
-        .await;
+    let (s, _) =
+        c.admin(Method::PATCH, &format!("/v3/projects/{pid}"), Some(json!({"project": {"enabled": false}}))).await;
     assert_eq!(s, 200);
     assert_eq!(c.validate(&tok5).await, 404);
     let (s, _, b) = c.auth(password_by_id(&uid, "pw-three", &pid)).await;
     assert_eq!(s, 401, "{b}");
-    let (s, _) = c
-        .admin(Method::PATCH, &format!("/v3/projects/{pid}"), Some(json!({"project": {"enabled": true}})))
-        .await;
+    let (s, _) =
+        c.admin(Method::PATCH, &format!("/v3/projects/{pid}"), Some(json!({"project": {"enabled": true}}))).await;
     assert_eq!(s, 200);
     let (tok6, _) = c.token(password_by_id(&uid, "pw-three", &pid)).await;
     assert_eq!(c.validate(&tok6).await, 200);

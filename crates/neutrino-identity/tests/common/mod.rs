@@ -35,11 +35,7 @@ pub struct Knobs {
 
 impl Default for Knobs {
     fn default() -> Self {
-        Knobs {
-            token_expiration: Duration::from_secs(3600),
-            max_active_keys: 3,
-            postgres: false,
-        }
+        Knobs { token_expiration: Duration::from_secs(3600), max_active_keys: 3, postgres: false }
     }
 }
 
@@ -59,19 +55,14 @@ async fn scratch_pg() -> Option<String> {
         }
     };
     let name = format!("neutrino_identity_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(admin.pool())
-        .await
-        .expect("create scratch database");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(admin.pool()).await.expect("create scratch database");
     admin.close().await;
     Some(name)
 }
 
 async fn drop_pg(name: &str) {
     if let Ok(admin) = Store::connect(PG_ADMIN_URL).await {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(admin.pool())
-            .await;
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(admin.pool()).await;
         admin.close().await;
     }
 }
@@ -107,19 +98,8 @@ impl Cloud {
             axum::serve(listener, router).await.unwrap();
         });
         let http = reqwest::Client::new();
-        let mut cloud = Cloud {
-            dir,
-            svc,
-            url,
-            boot,
-            http,
-            admin_token: String::new(),
-            server,
-            pg_db,
-        };
-        let (status, token, _) = cloud
-            .auth(password_by_name("admin", ADMIN_PASSWORD, Some("admin")))
-            .await;
+        let mut cloud = Cloud { dir, svc, url, boot, http, admin_token: String::new(), server, pg_db };
+        let (status, token, _) = cloud.auth(password_by_name("admin", ADMIN_PASSWORD, Some("admin"))).await;
         assert_eq!(status, 201);
         cloud.admin_token = token.unwrap();
         Some(cloud)
@@ -136,18 +116,9 @@ impl Cloud {
 
     /// `POST /v3/auth/tokens`: (status, X-Subject-Token, body).
     pub async fn auth(&self, body: Value) -> (u16, Option<String>, Value) {
-        let r = self
-            .http
-            .post(format!("{}/v3/auth/tokens", self.url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = self.http.post(format!("{}/v3/auth/tokens", self.url)).json(&body).send().await.unwrap();
         let status = r.status().as_u16();
-        let token = r
-            .headers()
-            .get("x-subject-token")
-            .map(|v| v.to_str().unwrap().to_string());
+        let token = r.headers().get("x-subject-token").map(|v| v.to_str().unwrap().to_string());
         let body = r.json().await.unwrap_or(Value::Null);
         (status, token, body)
     }
@@ -208,10 +179,7 @@ impl Cloud {
             .await
             .unwrap();
         let status = r.status().as_u16();
-        let st = r
-            .headers()
-            .get("x-subject-token")
-            .map(|v| v.to_str().unwrap().to_string());
+        let st = r.headers().get("x-subject-token").map(|v| v.to_str().unwrap().to_string());
         (status, st, r.json().await.unwrap_or(Value::Null))
     }
 
@@ -249,9 +217,7 @@ impl Cloud {
         assert_eq!(s, 201, "{b}");
         let uid = b["user"]["id"].as_str().unwrap().to_string();
         let rid = self.role_id(role).await;
-        let (s, _) = self
-            .admin(Method::PUT, &format!("/v3/projects/{project}/users/{uid}/roles/{rid}"), None)
-            .await;
+        let (s, _) = self.admin(Method::PUT, &format!("/v3/projects/{project}/users/{uid}/roles/{rid}"), None).await;
         assert_eq!(s, 204);
         uid
     }
