@@ -23,23 +23,52 @@ pub fn report_unused(ini: &Ini) {
     }
 }
 
-/// The running network API.
+/// The running network service: store, core plugin, southbound RPC.
 pub struct NetworkService {
     /// The store.
     pub store: Store,
     /// The core plugin.
     pub core: Arc<Core>,
+    /// The message bus to the agents.
+    pub bus: Arc<dyn neutrino_rpc::Transport>,
+    /// The RPC topics served (dropping them stops serving).
+    _servers: Vec<neutrino_rpc::ServerHandle>,
+}
+
+/// The transport URL: the flag, else `[DEFAULT] transport_url`, else the
+/// in-process bus.
+pub fn transport_url(flag: Option<&str>, ini: &Ini) -> String {
+    flag.map(String::from)
+        .or_else(|| ini.get("DEFAULT", "transport_url").map(String::from))
+        .unwrap_or_else(|| "in-process://neutrino".into())
+}
+
+/// This machine's host name (for RPC server names and agents).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 impl NetworkService {
-    /// Opens the store (migrating it) and builds the core plugin.
-    pub async fn start(db_url: &str, ini: &Ini) -> anyhow::Result<NetworkService> {
+    /// Opens the store (migrating it), connects the bus, builds the plugins
+    /// and serves their RPC topics.
+    pub async fn start(db_url: &str, ini: &Ini, transport: &str) -> anyhow::Result<NetworkService> {
         let store = Store::open(db_url).await.with_context(|| format!("opening the database {db_url}"))?;
         let cfg = Ml2Config::from_ini(ini).context("ML2 configuration")?;
-        let core = Core::new(store.clone(), cfg, Arc::new(neutrino_ml2::notify::Nobody))
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(NetworkService { store, core })
+        let bus = neutrino_rpc::connect(transport).with_context(|| format!("transport_url {transport}"))?;
+        let notifier = neutrino_ml2::southbound::RpcNotifier::start(bus.clone(), store.clone());
+        let core = Core::new(store.clone(), cfg, notifier).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let host = hostname();
+        let mut servers = neutrino_ml2::southbound::serve(&core, &bus, &host).await.context("serving RPC")?;
+        for (topic, router) in neutrino_l3::southbound::handlers(&core) {
+            servers.push(
+                bus.serve(topic, &host, Arc::new(router), neutrino_rpc::ServerOptions::default())
+                    .await
+                    .context("serving RPC")?,
+            );
+        }
+        Ok(NetworkService { store, core, bus, _servers: servers })
     }
 
     /// The API over this service's plugins.
@@ -53,6 +82,20 @@ impl NetworkService {
             Arc::new(move || {
                 let s = store.clone();
                 Box::pin(async move { s.ping().await.map_err(|e| e.to_string()) })
+            }),
+        ));
+        let bus = self.bus.clone();
+        api.health.push((
+            "message_bus",
+            Arc::new(move || {
+                let up = bus.is_connected();
+                Box::pin(async move {
+                    if up {
+                        Ok(())
+                    } else {
+                        Err("not connected".into())
+                    }
+                })
             }),
         ));
         api

@@ -21,6 +21,9 @@ pub struct ServerArgs {
     /// Development mode: no tokens.
     #[arg(long)]
     pub noauth: bool,
+    /// Message bus to the agents (default: [DEFAULT] transport_url, else in-process).
+    #[arg(long)]
+    pub transport_url: Option<String>,
     /// Neutron-style configuration files.
     #[arg(long = "config", num_args = 1..)]
     pub config: Vec<PathBuf>,
@@ -33,7 +36,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         Some(d) => d.clone(),
         None => ini.get("database", "connection").map(String::from).context("no --db and no [database] connection")?,
     };
-    let net = NetworkService::start(&db, &ini).await?;
+    let transport = service::transport_url(args.transport_url.as_deref(), &ini);
+    let net = NetworkService::start(&db, &ini, &transport).await?;
     service::report_unused(&ini);
     let auth: Arc<dyn neutrino_api::Authenticator> = Arc::new(neutrino_api::NoAuth);
     let api = service::serve(args.api_bind, net.api(auth).router(), service::terminated()).await?;

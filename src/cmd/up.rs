@@ -25,6 +25,9 @@ pub struct UpArgs {
     /// Development mode: no tokens; callers declare X-Project-Id/X-Roles.
     #[arg(long)]
     pub noauth: bool,
+    /// Message bus to the agents (default: [DEFAULT] transport_url, else in-process).
+    #[arg(long)]
+    pub transport_url: Option<String>,
     /// Neutron-style configuration files (neutron.conf, ml2_conf.ini), in order.
     #[arg(long = "config", num_args = 1..)]
     pub config: Vec<PathBuf>,
@@ -51,7 +54,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let ini = service::load_config(&args.config)?;
     let db = format!("sqlite://{}", dir.join("neutrino.sqlite").display());
-    let net = NetworkService::start(&db, &ini).await?;
+    let transport = service::transport_url(args.transport_url.as_deref(), &ini);
+    let net = NetworkService::start(&db, &ini, &transport).await?;
     service::report_unused(&ini);
     let auth: Arc<dyn neutrino_api::Authenticator> = Arc::new(neutrino_api::NoAuth);
     if !args.noauth {

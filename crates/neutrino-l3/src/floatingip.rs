@@ -247,6 +247,7 @@ impl ResourcePlugin for FloatingIps {
             .map_err(L3Error::from)?
             .ok_or_else(|| L3Error::FloatingIpNotFound(id.into()))?;
         stamp::check_if_match(&fip, if_match)?;
+        let previous_router = fip.get("router_id").cloned();
         if changes.contains_key("port_id") || changes.contains_key("fixed_ip_address") {
             let port_id = match changes.get("port_id") {
                 Some(v) => v.as_str().map(String::from),
@@ -267,7 +268,11 @@ impl ResourcePlugin for FloatingIps {
         stamp::changed(&mut fip);
         tx.update(&FLOATINGIPS, &fip).await.map_err(L3Error::from)?;
         let mut out = Outbox::default();
-        out.push("floatingip", Action::Update, &fip);
+        let mut ev = fip.clone();
+        if let Some(p) = previous_router.filter(|p| !p.is_null() && Some(p) != fip.get("router_id")) {
+            ev.insert("_previous_router_id".into(), p);
+        }
+        out.push("floatingip", Action::Update, &ev);
         core.commit(tx, out).await.map_err(L3Error::from)?;
         Ok(fip)
     }

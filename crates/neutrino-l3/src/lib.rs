@@ -11,6 +11,7 @@ mod floatingip;
 mod observer;
 mod router;
 mod scheduler;
+pub mod southbound;
 
 use std::sync::Arc;
 

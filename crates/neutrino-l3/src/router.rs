@@ -92,6 +92,9 @@ impl Routers {
             req.insert("project_id".into(), json!(""));
             req.insert("device_id".into(), json!(rid));
             req.insert("device_owner".into(), json!(OWNER_GATEWAY));
+            if let Some(h) = crate::scheduler::router_host(tx, &rid).await? {
+                req.insert("binding:host_id".into(), json!(h));
+            }
             if let Some(w) = &wanted_ips {
                 req.insert("fixed_ips".into(), w.clone());
             }
@@ -229,12 +232,14 @@ impl Routers {
                 if v4 > 1 {
                     return Err(bad_router("Cannot have multiple IPv4 subnets on router port"));
                 }
-                port.insert("device_id".into(), json!(rid));
-                port.insert("device_owner".into(), json!(OWNER_INTERFACE));
-                stamp::changed(&mut port);
-                tx.update(&PORTS, &port).await?;
-                out.push("port", Action::Update, &port);
-                port
+                let mut ch = Map::new();
+                ch.insert("device_id".into(), json!(rid));
+                ch.insert("device_owner".into(), json!(OWNER_INTERFACE));
+                if let Some(h) = crate::scheduler::router_host(tx, &rid).await? {
+                    ch.insert("binding:host_id".into(), json!(h));
+                }
+                let _ = &mut port;
+                neutrino_ml2::port::update_in(core, tx, out, &port, ch).await?
             }
             (Some(sid), None) => {
                 let subnet = tx.peek(&SUBNETS, &sid).await?.ok_or_else(|| Ml2Error::SubnetNotFound(sid.clone()))?;
@@ -279,6 +284,9 @@ impl Routers {
                         req.insert("device_id".into(), json!(rid));
                         req.insert("device_owner".into(), json!(OWNER_INTERFACE));
                         req.insert("fixed_ips".into(), json!([{"subnet_id": sid, "ip_address": gw}]));
+                        if let Some(h) = crate::scheduler::router_host(tx, &rid).await? {
+                            req.insert("binding:host_id".into(), json!(h));
+                        }
                         neutrino_ml2::port::create_in(core, &Context::admin(), tx, out, req).await?
                     }
                 }
@@ -482,6 +490,12 @@ impl ResourcePlugin for Routers {
             neutrino_ml2::port::delete_in(core, &mut tx, &mut out, &p).await.map_err(L3Error::from)?;
         }
         tx.delete(&ROUTERS, id).await.map_err(L3Error::from)?;
+        for agent_id in tx.hosts_of(neutrino_store::scheduling::ROUTER_L3, id).await.map_err(L3Error::from)? {
+            if let Some(a) = tx.peek(&neutrino_store::schema::AGENTS, &agent_id).await.map_err(L3Error::from)? {
+                let ev = json!({"router_id": id, "agent_id": agent_id, "host": a.get("host")});
+                out.push("l3_router_hosted", Action::Delete, ev.as_object().unwrap_or(&Map::new()));
+            }
+        }
         tx.unhost_resource(neutrino_store::scheduling::ROUTER_L3, id).await.map_err(L3Error::from)?;
         core.quota_release(&mut tx, s(&r, "project_id"), "router", 1).await.map_err(L3Error::from)?;
         out.push("router", Action::Delete, &r);

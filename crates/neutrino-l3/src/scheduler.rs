@@ -42,6 +42,31 @@ async fn refresh_azs(tx: &mut Tx, router_id: &str) -> Result<()> {
     Ok(())
 }
 
+/// The host of the L3 agent hosting a router, if scheduled.
+pub async fn router_host(tx: &mut Tx, router_id: &str) -> Result<Option<String>> {
+    for id in tx.hosts_of(ROUTER_L3, router_id).await? {
+        if let Some(a) = tx.peek(&AGENTS, &id).await? {
+            return Ok(Some(s(&a, "host").to_string()));
+        }
+    }
+    Ok(None)
+}
+
+/// Binds a router's ports to the host of the agent that runs it (its
+/// interfaces and gateway are plugged there), or unbinds them.
+async fn bind_router_ports(core: &Core, tx: &mut Tx, out: &mut Outbox, router_id: &str, host: &str) -> Result<()> {
+    for owner in [crate::OWNER_INTERFACE, crate::OWNER_GATEWAY] {
+        for p in crate::router_ports(tx, router_id, owner).await? {
+            if s(&p, "binding:host_id") != host {
+                let mut ch = Map::new();
+                ch.insert("binding:host_id".into(), json!(host));
+                neutrino_ml2::port::update_in_core(core, tx, out, &p, ch).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Puts an unscheduled router on the least loaded live L3 agent.
 pub async fn schedule_router(core: &Core, tx: &mut Tx, out: &mut Outbox, router_id: &str) -> Result<Option<Map>> {
     if !tx.hosts_of(ROUTER_L3, router_id).await?.is_empty() {
@@ -58,6 +83,7 @@ pub async fn schedule_router(core: &Core, tx: &mut Tx, out: &mut Outbox, router_
     let Some(a) = agents.into_iter().next() else { return Ok(None) };
     tx.host(ROUTER_L3, router_id, s(&a, "id")).await?;
     refresh_azs(tx, router_id).await?;
+    bind_router_ports(core, tx, out, router_id, s(&a, "host")).await?;
     out.push("l3_router_hosted", Action::Create, &hosting_doc(router_id, &a));
     Ok(Some(a))
 }
@@ -154,6 +180,7 @@ impl AgentSubresource for L3Routers {
                 tx.host(ROUTER_L3, &rid, &agent_id).await.map_err(L3Error::from)?;
                 refresh_azs(&mut tx, &rid).await?;
                 let mut out = Outbox::default();
+                bind_router_ports(core, &mut tx, &mut out, &rid, s(agent, "host")).await?;
                 out.push("l3_router_hosted", Action::Create, &hosting_doc(&rid, agent));
                 core.commit(tx, out).await.map_err(L3Error::from)?;
                 Ok((201, None))
@@ -168,6 +195,7 @@ impl AgentSubresource for L3Routers {
                 }
                 refresh_azs(&mut tx, rid).await?;
                 let mut out = Outbox::default();
+                bind_router_ports(core, &mut tx, &mut out, rid, "").await?;
                 out.push("l3_router_hosted", Action::Delete, &hosting_doc(rid, agent));
                 core.commit(tx, out).await.map_err(L3Error::from)?;
                 Ok((204, None))

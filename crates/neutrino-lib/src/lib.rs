@@ -18,6 +18,7 @@ pub mod fault;
 pub mod ini;
 pub mod plugin;
 pub mod resource;
+pub mod southbound;
 pub mod time;
 
 pub use context::Context;

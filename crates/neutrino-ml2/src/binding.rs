@@ -87,7 +87,21 @@ pub async fn bind(core: &Core, tx: &mut Tx, port: &mut Map) -> Result<()> {
                     "segmentation_id": seg.get("segmentation_id"),
                 }),
             );
-            port.insert("_provisioning".into(), json!([PROVISIONING_L2]));
+            let mut blocks = vec![json!(PROVISIONING_L2)];
+            let net = stamp::str_of(port, "network_id").to_string();
+            let dhcp_served = !tx.hosts_of(neutrino_store::scheduling::NETWORK_DHCP, &net).await?.is_empty()
+                && tx
+                    .list(&neutrino_store::schema::SUBNETS, &[("network_id", vec![net.clone()])])
+                    .await?
+                    .iter()
+                    .any(|s| stamp::bool_of(s, "enable_dhcp"));
+            if dhcp_served
+                && stamp::str_of(port, "device_owner") != neutrino_lib::defs::DEVICE_OWNER_DHCP
+                && !port.get("fixed_ips").and_then(Value::as_array).is_none_or(|a| a.is_empty())
+            {
+                blocks.push(json!(PROVISIONING_DHCP));
+            }
+            port.insert("_provisioning".into(), Value::Array(blocks));
             port.insert("status".into(), json!("DOWN"));
         }
         None => {

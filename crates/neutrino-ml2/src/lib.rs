@@ -20,6 +20,7 @@ pub mod quota;
 pub mod secgroup;
 pub mod segment;
 mod segments;
+pub mod southbound;
 pub mod subnet;
 pub mod subnetpool;
 pub mod types;

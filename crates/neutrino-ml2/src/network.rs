@@ -284,6 +284,12 @@ impl ResourcePlugin for Networks {
             tx.delete(&SEGMENTS, stamp::str_of(&s, "id")).await.map_err(Ml2Error::from)?;
         }
         tx.delete(&NETWORKS, id).await.map_err(Ml2Error::from)?;
+        for agent_id in tx.hosts_of(neutrino_store::scheduling::NETWORK_DHCP, id).await.map_err(Ml2Error::from)? {
+            if let Some(a) = tx.peek(&neutrino_store::schema::AGENTS, &agent_id).await.map_err(Ml2Error::from)? {
+                let ev = json!({"network_id": id, "agent_id": agent_id, "host": a.get("host")});
+                out.push("dhcp_network_hosted", Action::Delete, ev.as_object().unwrap_or(&Map::new()));
+            }
+        }
         tx.unhost_resource(neutrino_store::scheduling::NETWORK_DHCP, id).await.map_err(Ml2Error::from)?;
         core.quota_release(&mut tx, stamp::str_of(&doc, "project_id"), "network", 1).await?;
         out.push("network", Action::Delete, &doc);

@@ -703,6 +703,23 @@ impl Ports {
     }
 }
 
+/// Updates a port inside a caller's transaction, from a plain `&Core` (the
+/// plugin handle is rebuilt from the store; used by schedulers).
+pub async fn update_in_core(core: &Core, tx: &mut Tx, out: &mut Outbox, port: &Map, changes: Map) -> Result<Map> {
+    let mut doc = port.clone();
+    let rebind = changes.contains_key("binding:host_id");
+    for (k, v) in changes {
+        doc.insert(k, v);
+    }
+    if rebind {
+        crate::binding::bind(core, tx, &mut doc).await?;
+    }
+    stamp::changed(&mut doc);
+    tx.update(&PORTS, &doc).await?;
+    out.push("port", Action::Update, &doc);
+    Ok(doc)
+}
+
 /// Updates a port inside a caller's transaction (service plugins: router
 /// interfaces gaining or losing addresses).
 pub async fn update_in(core: &Arc<Core>, tx: &mut Tx, out: &mut Outbox, port: &Map, changes: Map) -> Result<Map> {
