@@ -26,6 +26,8 @@ enum Command {
     Server(cmd::server::ServerArgs),
     /// Database schema management.
     Db(cmd::db::DbArgs),
+    /// Run an agent (L2, DHCP, L3) as its own process.
+    Agent(cmd::agent::AgentArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +45,7 @@ fn main() -> std::process::ExitCode {
             Command::Up(a) => cmd::up::run(a).await,
             Command::Server(a) => cmd::server::run(a).await,
             Command::Db(a) => cmd::db::run(a).await,
+            Command::Agent(a) => cmd::agent::run(a).await,
         }
     });
     match result {

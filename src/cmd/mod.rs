@@ -1,5 +1,6 @@
 //! Subcommands.
 
+pub mod agent;
 pub mod db;
 pub mod server;
 pub mod up;

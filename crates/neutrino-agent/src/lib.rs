@@ -15,13 +15,21 @@
 //! * [`simhost`]: simulated hypervisors (a namespace with a private OVS) and
 //!   VMs, with leak-proof cleanup, for tests and `neutrino up --sim-hosts`.
 //!
-//! The agent talks to the server only over RPC: this crate never depends on
-//! the store.
+//! On top of them, the agents themselves (each talks to the server only over
+//! RPC — this crate never depends on the store; see docs/southbound.md):
+//!
+//! * [`l2`]: the Open vSwitch L2 agent (wiring, tunnels, provider networks,
+//!   security groups);
+//! * [`dhcp`]: the DHCP agent;
+//! * [`l3`]: the L3 agent (routers, SNAT, floating IPs).
 
 #![warn(missing_docs)]
 
 pub mod bridges;
 pub mod cmd;
+pub mod dhcp;
+pub mod l2;
+pub mod l3;
 pub mod error;
 pub mod link;
 pub mod netns;

@@ -1,0 +1,1 @@
+//! The DHCP agent. (under construction)

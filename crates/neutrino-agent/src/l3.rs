@@ -1,0 +1,1 @@
+//! The L3 agent: routers, SNAT and floating IPs. (under construction)
