@@ -338,3 +338,35 @@ macro_rules! on_both_stores {
 pub fn project() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
+
+/// A RabbitMQ virtual host of its own, so tests sharing the broker never see
+/// each other's messages. Deleted with its guard.
+pub struct RabbitVhost {
+    pub name: String,
+}
+
+impl RabbitVhost {
+    pub fn create() -> RabbitVhost {
+        let name = format!("nt-{}", uuid::Uuid::new_v4().simple());
+        let ok = Command::new("rabbitmqctl").args(["-q", "add_vhost", &name]).status().map(|s| s.success()).unwrap_or(false);
+        assert!(ok, "rabbitmqctl add_vhost {name} failed (is RabbitMQ running?)");
+        let ok = Command::new("rabbitmqctl")
+            .args(["-q", "set_permissions", "-p", &name, "guest", ".*", ".*", ".*"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "rabbitmqctl set_permissions failed");
+        RabbitVhost { name }
+    }
+
+    /// The transport URL of this vhost.
+    pub fn url(&self) -> String {
+        format!("rabbit://guest:guest@127.0.0.1:5672/{}", self.name)
+    }
+}
+
+impl Drop for RabbitVhost {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl").args(["-q", "delete_vhost", &self.name]).status();
+    }
+}
