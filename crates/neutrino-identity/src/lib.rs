@@ -29,6 +29,7 @@
 //! ```
 
 pub mod api;
+pub mod app_creds;
 pub mod assignments;
 pub mod authenticate;
 pub mod authtoken;

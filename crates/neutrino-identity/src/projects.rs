@@ -260,6 +260,7 @@ impl IdentityService {
             .execute(tx.conn())
             .await?;
         sqlx::query("DELETE FROM identity_projects WHERE id = $1").bind(id).execute(tx.conn()).await?;
+        sqlx::query("DELETE FROM identity_app_creds WHERE project_id = $1").bind(id).execute(tx.conn()).await?;
         self.record_revocation(&mut tx, &RevocationEvent::project(id)).await?;
         tx.commit().await?;
         tracing::info!(project_id = %id, "deleted project");

@@ -30,9 +30,18 @@ fn v1(_: Backend) -> Vec<String> {
     .to_vec()
 }
 
+fn v2(_: Backend) -> Vec<String> {
+    vec![
+        "CREATE TABLE IF NOT EXISTS identity_app_creds (id TEXT PRIMARY KEY, name TEXT NOT NULL, user_id TEXT NOT NULL, project_id TEXT NOT NULL, secret_hash TEXT NOT NULL, description TEXT NOT NULL, expires_at BIGINT NOT NULL, unrestricted BIGINT NOT NULL, roles TEXT NOT NULL, created_at BIGINT NOT NULL, UNIQUE (user_id, name))".to_string(),
+    ]
+}
+
 /// The identity schema's migrations, in order (applied by [`crate::IdentityService::new`]).
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "identity: domains, projects, users, roles, assignments, catalog, revocations",
-    statements: v1,
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "identity: domains, projects, users, roles, assignments, catalog, revocations",
+        statements: v1,
+    },
+    Migration { version: 2, description: "identity: application credentials", statements: v2 },
+];

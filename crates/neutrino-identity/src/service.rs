@@ -212,3 +212,24 @@ impl IdentityService {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keystone_conf_style_options() {
+        let ini = Ini::parse(
+            "[token]\nexpiration = 600\n[fernet_tokens]\nkey_repository = /var/lib/x/keys\nmax_active_keys = 5\n[identity]\npassword_hash_rounds = 12\npublic_endpoint = http://ks.example:5000/\n",
+        );
+        let mut o = IdentityOptions::new("http://127.0.0.1:5000/", "/tmp/k");
+        assert_eq!(o.public_url, "http://127.0.0.1:5000");
+        o.apply_ini(&ini).unwrap();
+        assert_eq!(o.token_expiration, Duration::from_secs(600));
+        assert_eq!(o.key_repository, PathBuf::from("/var/lib/x/keys"));
+        assert_eq!(o.max_active_keys, 5);
+        assert_eq!(o.password_hash_cost, 12);
+        assert_eq!(o.public_url, "http://ks.example:5000");
+        assert!(o.apply_ini(&Ini::parse("[token]\nexpiration = soon\n")).is_err());
+    }
+}

@@ -73,6 +73,19 @@ pub struct TokenInfo {
     pub issued_at: DateTime<Utc>,
     /// Expiry time.
     pub expires_at: DateTime<Utc>,
+    /// The application credential used, if any (`{"id", "name", "restricted"}` in the body).
+    pub application_credential: Option<AppCredRef>,
+}
+
+/// The application credential a token was issued for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppCredRef {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// False when the credential may manage other credentials.
+    pub restricted: bool,
 }
 
 /// Keystone's timestamp format: `2026-11-25T02:52:42.000000Z`.
@@ -148,6 +161,9 @@ impl TokenInfo {
             Scope::Domain(d) => t["domain"] = d.json(),
             Scope::System => t["system"] = json!({"all": true}),
         }
+        if let Some(ac) = &self.application_credential {
+            t["application_credential"] = json!({"id": ac.id, "name": ac.name, "restricted": ac.restricted});
+        }
         if self.scope != Scope::Unscoped {
             t["roles"] = json!(self.roles.iter().map(NamedRef::json).collect::<Vec<_>>());
             if let Some(c) = catalog {
@@ -176,6 +192,9 @@ impl ScopeRef {
     pub(crate) fn system() -> Self {
         ScopeRef(3, String::new())
     }
+    pub(crate) fn project_id(&self) -> Option<&str> {
+        (self.0 == 1).then_some(self.1.as_str())
+    }
 }
 
 /// What is encrypted in a token.
@@ -188,6 +207,9 @@ pub(crate) struct Payload {
     pub issued_at: i64,
     pub expires_at: i64,
     pub audit_ids: Vec<String>,
+    /// The application credential the token was issued for ('' if none).
+    #[serde(default)]
+    pub app_cred: String,
 }
 
 impl Payload {
@@ -286,10 +308,30 @@ impl IdentityService {
             3 => (Scope::System, Some(Target::System)),
             _ => return Ok(Err("unknown scope".into())),
         };
+        let app_cred = if p.app_cred.is_empty() {
+            None
+        } else {
+            match self.get_app_cred(&p.app_cred).await? {
+                Some(ac) if ac.user_id == user.id && Some(ac.project_id.as_str()) == p.scope.project_id() => {
+                    if ac.is_expired() {
+                        return Ok(Err("application credential expired".into()));
+                    }
+                    Some(ac)
+                }
+                _ => return Ok(Err("application credential not found".into())),
+            }
+        };
         let roles = match &target {
             None => vec![],
             Some(t) => {
-                let roles = self.effective_roles(&user.id, t).await?;
+                let mut roles = self.effective_roles(&user.id, t).await?;
+                if let Some(ac) = &app_cred {
+                    let allowed = self.expand_implied(&ac.role_ids.iter().cloned().collect()).await?;
+                    if !ac.role_ids.iter().all(|r| roles.iter().any(|x| &x.id == r)) {
+                        return Ok(Err("the user lost a role of the application credential".into()));
+                    }
+                    roles.retain(|r| allowed.contains(&r.id));
+                }
                 if roles.is_empty() {
                     return Ok(Err(format!("user {} has no role on the requested scope", user.id)));
                 }
@@ -312,6 +354,11 @@ impl IdentityService {
             audit_ids: p.audit_ids.clone(),
             issued_at: micros_to_time(p.issued_at),
             expires_at: micros_to_time(p.expires_at.saturating_mul(1_000_000)),
+            application_credential: app_cred.map(|ac| AppCredRef {
+                id: ac.id,
+                name: ac.name,
+                restricted: !ac.unrestricted,
+            }),
         }))
     }
 
@@ -361,6 +408,7 @@ mod tests {
             issued_at: 1_800_000_000_123_456,
             expires_at: 1_800_003_600,
             audit_ids: vec![new_audit_id()],
+            app_cred: String::new(),
         };
         let bytes = rmp_serde::to_vec(&p).unwrap();
         assert!(bytes.len() < 120, "{} bytes", bytes.len());

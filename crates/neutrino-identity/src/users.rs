@@ -191,8 +191,13 @@ impl IdentityService {
         Ok(out)
     }
 
-    /// Checks a user's password (false for users without one).
+    /// Checks a user's password (false for users without one, after the
+    /// same bcrypt work, so timing does not tell them apart).
     pub async fn check_password(&self, user: &User, password: &str) -> bool {
+        if user.password_hash.is_empty() {
+            self.burn_password_check(password).await;
+            return false;
+        }
         password::verify(password, &user.password_hash).await
     }
 
@@ -288,6 +293,7 @@ impl IdentityService {
         self.user(id).await?;
         let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM identity_assignments WHERE actor_id = $1").bind(id).execute(tx.conn()).await?;
+        sqlx::query("DELETE FROM identity_app_creds WHERE user_id = $1").bind(id).execute(tx.conn()).await?;
         sqlx::query("DELETE FROM identity_users WHERE id = $1").bind(id).execute(tx.conn()).await?;
         self.record_revocation(&mut tx, &RevocationEvent::user(id)).await?;
         tx.commit().await?;

@@ -18,7 +18,11 @@ async fn parallel_dynamic_credentials_and_duplicate_races() {
         tasks.push(tokio::spawn(async move {
             let pid = c.project(&format!("par-{i}")).await;
             let (s, b) = c
-                .admin(Method::POST, "/v3/users", Some(json!({"user": {"name": format!("par-u-{i}"), "password": "pw", "domain_id": "default"}})))
+                .admin(
+                    Method::POST,
+                    "/v3/users",
+                    Some(json!({"user": {"name": format!("par-u-{i}"), "password": "pw", "domain_id": "default"}})),
+                )
                 .await;
             assert_eq!(s, 201, "{b}");
             let uid = b["user"]["id"].as_str().unwrap().to_string();
@@ -39,9 +43,13 @@ async fn parallel_dynamic_credentials_and_duplicate_races() {
     for _ in 0..8 {
         let c = c.clone();
         races.push(tokio::spawn(async move {
-            c.admin(Method::POST, "/v3/projects", Some(json!({"project": {"name": "same-name", "domain_id": "default"}})))
-                .await
-                .0
+            c.admin(
+                Method::POST,
+                "/v3/projects",
+                Some(json!({"project": {"name": "same-name", "domain_id": "default"}})),
+            )
+            .await
+            .0
         }));
     }
     let mut statuses = vec![];

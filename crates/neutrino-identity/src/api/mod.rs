@@ -5,6 +5,7 @@
 //! Keystone's `{"error": {"code", "title", "message"}}`; a 401 carries
 //! `WWW-Authenticate: Keystone uri="<public url>"`.
 
+mod app_creds;
 mod assignments;
 mod auth;
 mod catalog;
@@ -54,6 +55,8 @@ pub fn router(service: Arc<IdentityService>) -> Router {
         .route("/v3/users/{id}", get(users::show).patch(users::update).delete(users::delete))
         .route("/v3/users/{id}/password", post(users::change_password))
         .route("/v3/users/{id}/projects", get(users::projects))
+        .route("/v3/users/{id}/application_credentials", get(app_creds::list).post(app_creds::create))
+        .route("/v3/users/{user}/application_credentials/{id}", get(app_creds::show).delete(app_creds::delete))
         .route("/v3/roles", get(roles::list).post(roles::create))
         .route("/v3/roles/{id}", get(roles::show).patch(roles::update).delete(roles::delete))
         .route("/v3/roles/{prior}/implies", get(roles::list_implied))
