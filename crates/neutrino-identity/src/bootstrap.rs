@@ -101,8 +101,29 @@ fn obj(v: Value) -> Map<String, Value> {
     }
 }
 
-/// Bootstraps (idempotent).
+/// Bootstraps (idempotent). Several servers starting together on one
+/// PostgreSQL database may race: a run that hits a duplicate made by another
+/// one simply runs again (each run gets further, as what it raced for now
+/// exists).
 pub async fn bootstrap(svc: &IdentityService, opts: &BootstrapOptions) -> Result<BootstrapOutcome> {
+    let mut attempt = 0;
+    let mut generated = false;
+    loop {
+        match bootstrap_once(svc, opts, &mut generated).await {
+            Err(IdentityError::Conflict { kind, .. }) if attempt < 20 => {
+                attempt += 1;
+                tracing::info!(kind, attempt, "bootstrap raced another server; running again");
+            }
+            r => return r,
+        }
+    }
+}
+
+async fn bootstrap_once(
+    svc: &IdentityService,
+    opts: &BootstrapOptions,
+    generated_here: &mut bool,
+) -> Result<BootstrapOutcome> {
     // Domain.
     if svc.get_domain(DEFAULT_DOMAIN_ID).await?.is_none() {
         svc.insert_domain(&Domain {
@@ -133,13 +154,24 @@ pub async fn bootstrap(svc: &IdentityService, opts: &BootstrapOptions) -> Result
         }
     }
     // Admin user and password.
-    let stored = svc.setting(ADMIN_PASSWORD_SETTING).await?;
-    let (admin_password, generated) = match (&opts.admin_password, stored) {
-        (Some(p), _) => (p.clone(), false),
-        (None, Some(p)) => (p, false),
-        (None, None) => (password::generate(), true),
+    // The stored setting is the source of truth: a given password replaces
+    // it; otherwise the first server to store a generated one wins.
+    let (admin_password, generated) = match &opts.admin_password {
+        Some(p) => {
+            password::check_new(p)?;
+            svc.set_setting(ADMIN_PASSWORD_SETTING, p).await?;
+            (p.clone(), false)
+        }
+        None => {
+            let won = svc.insert_setting_if_absent(ADMIN_PASSWORD_SETTING, &password::generate()).await?;
+            let stored = svc
+                .setting(ADMIN_PASSWORD_SETTING)
+                .await?
+                .ok_or_else(|| IdentityError::Internal("bootstrap password setting vanished".into()))?;
+            *generated_here |= won;
+            (stored, *generated_here)
+        }
     };
-    password::check_new(&admin_password)?;
     let user = match svc.user_by_name(DEFAULT_DOMAIN_ID, &opts.admin_username).await? {
         Some(u) => {
             if !svc.check_password(&u, &admin_password).await {
@@ -163,9 +195,6 @@ pub async fn bootstrap(svc: &IdentityService, opts: &BootstrapOptions) -> Result
             .await?
         }
     };
-    if opts.admin_password.is_some() || generated || svc.setting(ADMIN_PASSWORD_SETTING).await?.is_none() {
-        svc.set_setting(ADMIN_PASSWORD_SETTING, &admin_password).await?;
-    }
     svc.grant_role(&user.id, &Target::Project(admin_project.clone()), &role_ids["admin"]).await?;
     svc.grant_role(&user.id, &Target::System, &role_ids["admin"]).await?;
     // Region and catalog.
@@ -200,12 +229,23 @@ async fn ensure_project(svc: &IdentityService, name: &str, description: &str) ->
     Ok(p.id)
 }
 
+/// A stable id for what bootstrap creates, so that servers bootstrapping
+/// together collide on the primary key instead of making duplicates.
+fn stable_id(what: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("neutrino-bootstrap:{what}").as_bytes());
+    d.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
 /// Makes sure the service exists with public/internal/admin endpoints at `url`
 /// (an endpoint whose URL changed is updated).
 async fn ensure_service(svc: &IdentityService, stype: &str, name: &str, url: &str, region: &str) -> Result<()> {
     let service = match svc.list_services(Some(stype), None).await?.into_iter().next() {
         Some(s) => s,
-        None => svc.create_service(&obj(json!({"type": stype, "name": name}))).await?,
+        None => {
+            svc.create_service(&obj(json!({"id": stable_id(&format!("service:{stype}")), "type": stype, "name": name})))
+                .await?
+        }
     };
     let endpoints = svc.list_endpoints(Some(&service.id), None, None).await?;
     for interface in ["public", "internal", "admin"] {
@@ -216,6 +256,7 @@ async fn ensure_service(svc: &IdentityService, stype: &str, name: &str, url: &st
             }
             None => {
                 svc.create_endpoint(&obj(json!({
+                    "id": stable_id(&format!("endpoint:{}:{interface}:{region}", service.id)),
                     "service_id": service.id, "interface": interface, "region_id": region, "url": url,
                 })))
                 .await?;

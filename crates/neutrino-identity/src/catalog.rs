@@ -141,6 +141,17 @@ impl Endpoint {
     }
 }
 
+/// A unique violation on insert becomes 409 (another request, or another
+/// server, stored the same id first).
+fn duplicate(e: sqlx::Error, kind: &'static str, id: &str) -> IdentityError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            IdentityError::conflict(kind, format!("Duplicate ID, {id}"))
+        }
+        _ => IdentityError::Db(e),
+    }
+}
+
 fn check_interface(i: &str) -> Result<()> {
     if INTERFACES.contains(&i) {
         Ok(())
@@ -193,7 +204,8 @@ impl IdentityService {
             .bind(&r.parent_region_id)
             .bind(Value::Object(r.extra.clone()).to_string())
             .execute(tx.conn())
-            .await?;
+            .await
+            .map_err(|e| duplicate(e, "region", &r.id))?;
         tx.commit().await?;
         Ok(r)
     }
@@ -297,7 +309,8 @@ impl IdentityService {
             .bind(s.enabled as i64)
             .bind(Value::Object(s.extra.clone()).to_string())
             .execute(tx.conn())
-            .await?;
+            .await
+            .map_err(|e| duplicate(e, "service", &s.id))?;
         tx.commit().await?;
         tracing::info!(service_id = %s.id, service_type = %s.service_type, "created service");
         Ok(s)
@@ -401,7 +414,7 @@ impl IdentityService {
             return Err(IdentityError::BadRequest(format!("Could not find region: {region_id}.")));
         }
         let e = Endpoint {
-            id: db::new_id(),
+            id: opt_str(body, "id")?.unwrap_or_else(db::new_id),
             service_id,
             interface,
             region_id,
@@ -422,7 +435,8 @@ impl IdentityService {
             .bind(e.enabled as i64)
             .bind(Value::Object(e.extra.clone()).to_string())
             .execute(tx.conn())
-            .await?;
+            .await
+            .map_err(|err| duplicate(err, "endpoint", &e.id))?;
         tx.commit().await?;
         tracing::info!(endpoint_id = %e.id, service_id = %e.service_id, interface = %e.interface, url = %e.url, "created endpoint");
         Ok(e)

@@ -200,6 +200,20 @@ impl IdentityService {
         row.map(|r| crate::db::text(&r, "value")).transpose()
     }
 
+    /// Writes a setting unless it exists; true when this call wrote it.
+    pub(crate) async fn insert_setting_if_absent(&self, name: &str, value: &str) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let n =
+            sqlx::query("INSERT INTO identity_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                .bind(name)
+                .bind(value)
+                .execute(tx.conn())
+                .await?
+                .rows_affected();
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
     /// Writes a setting.
     pub(crate) async fn set_setting(&self, name: &str, value: &str) -> Result<()> {
         let mut tx = self.begin_write().await?;

@@ -43,7 +43,7 @@ const PG_ADMIN_URL: &str = "postgresql://postgres@127.0.0.1:5432/postgres";
 
 /// Creates a scratch PostgreSQL database; `None` (test skipped) when no
 /// server answers outside CI.
-async fn scratch_pg() -> Option<String> {
+pub async fn scratch_pg() -> Option<String> {
     let admin = match Store::connect(PG_ADMIN_URL).await {
         Ok(s) => s,
         Err(e) => {
@@ -60,7 +60,7 @@ async fn scratch_pg() -> Option<String> {
     Some(name)
 }
 
-async fn drop_pg(name: &str) {
+pub async fn drop_pg(name: &str) {
     if let Ok(admin) = Store::connect(PG_ADMIN_URL).await {
         let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(admin.pool()).await;
         admin.close().await;
