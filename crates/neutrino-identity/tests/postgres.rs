@@ -24,6 +24,7 @@ async fn servers_bootstrapping_together_agree() {
     let Some(db) = common::scratch_pg().await else {
         return;
     };
+    let _guard = common::PgGuard(db.clone());
     let url = format!("postgresql://postgres@127.0.0.1:5432/{db}");
     let dir = tempfile::tempdir().unwrap();
     let mut services = vec![];
@@ -54,7 +55,6 @@ async fn servers_bootstrapping_together_agree() {
     for s in &services {
         s.store().close().await;
     }
-    common::drop_pg(&db).await;
 }
 
 async fn futures_join<T>(

@@ -23,7 +23,7 @@ pub struct Cloud {
     pub http: reqwest::Client,
     pub admin_token: String,
     server: tokio::task::JoinHandle<()>,
-    pg_db: Option<String>,
+    pg_db: Option<PgGuard>,
 }
 
 /// What the tests tune.
@@ -67,6 +67,22 @@ pub async fn drop_pg(name: &str) {
     }
 }
 
+/// Drops a scratch database when dropped (also when a test panics).
+pub struct PgGuard(pub String);
+
+impl Drop for PgGuard {
+    fn drop(&mut self) {
+        let name = self.0.clone();
+        // A fresh runtime on its own thread: this may run inside (or after) the test's runtime.
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                rt.block_on(drop_pg(&name));
+            }
+        })
+        .join();
+    }
+}
+
 impl Cloud {
     /// Starts a SQLite-backed cloud with default knobs.
     pub async fn start() -> Cloud {
@@ -78,7 +94,7 @@ impl Cloud {
         let dir = tempfile::tempdir().unwrap();
         let (db_url, pg_db) = if k.postgres {
             let name = scratch_pg().await?;
-            (format!("postgresql://postgres@127.0.0.1:5432/{name}"), Some(name))
+            (format!("postgresql://postgres@127.0.0.1:5432/{name}"), Some(PgGuard(name)))
         } else {
             (format!("sqlite://{}", dir.path().join("identity.sqlite").display()), None)
         };
@@ -110,7 +126,7 @@ impl Cloud {
         self.server.abort();
         self.svc.store().close().await;
         if let Some(db) = &self.pg_db {
-            drop_pg(db).await;
+            drop_pg(&db.0).await;
         }
     }
 
