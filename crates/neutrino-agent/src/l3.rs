@@ -1,1 +1,0 @@
-//! The L3 agent: routers, SNAT and floating IPs. (under construction)
