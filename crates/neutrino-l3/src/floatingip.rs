@@ -114,11 +114,17 @@ impl FloatingIps {
     fn associate(fip: &mut Map, found: Option<(Map, String, String)>) {
         match found {
             Some((port, addr, router)) => {
+                // DOWN until the L3 agent hosting the router reports it
+                // configured (update_floatingip_statuses), as in Neutron; an
+                // unchanged association keeps its status.
+                let same = s(fip, "port_id") == s(&port, "id") && s(fip, "fixed_ip_address") == addr;
+                if !same || fip.get("status").is_none_or(Value::is_null) {
+                    fip.insert("status".into(), json!("DOWN"));
+                }
                 fip.insert("port_id".into(), json!(s(&port, "id")));
                 fip.insert("fixed_ip_address".into(), json!(addr));
                 fip.insert("router_id".into(), json!(router));
                 fip.insert("port_details".into(), port_details(&port));
-                fip.insert("status".into(), json!("ACTIVE"));
             }
             None => {
                 for k in ["port_id", "fixed_ip_address", "router_id", "port_details"] {

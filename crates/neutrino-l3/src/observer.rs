@@ -42,13 +42,19 @@ impl PortObserver for L3PortObserver {
             }
         }
         for mut fip in tx.list(&FLOATINGIPS, &[("port_id", vec![s(port, "id").to_string()])]).await? {
+            let router = fip.get("router_id").cloned().filter(|r| !r.is_null());
             for k in ["port_id", "fixed_ip_address", "router_id", "port_details"] {
                 fip.insert(k.into(), Value::Null);
             }
             fip.insert("status".into(), Value::String("DOWN".into()));
             stamp::changed(&mut fip);
             tx.update(&FLOATINGIPS, &fip).await?;
-            out.push("floatingip", Action::Update, &fip);
+            // The router's L3 agent must drop the NAT of this floating IP.
+            let mut ev = fip.clone();
+            if let Some(r) = router {
+                ev.insert("_previous_router_id".into(), r);
+            }
+            out.push("floatingip", Action::Update, &ev);
         }
         Ok(())
     }
