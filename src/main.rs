@@ -6,6 +6,7 @@
 
 mod cmd;
 mod logging;
+mod outside;
 mod service;
 
 use clap::{Parser, Subcommand};

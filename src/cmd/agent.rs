@@ -39,6 +39,28 @@ enum AgentKind {
 /// Runs an agent until SIGTERM/SIGINT.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     match args.kind {
-        AgentKind::L2(_) | AgentKind::Dhcp(_) | AgentKind::L3(_) => anyhow::bail!("this agent is not built yet"),
+        AgentKind::L3(a) => run_l3(a).await,
+        AgentKind::L2(_) | AgentKind::Dhcp(_) => anyhow::bail!("this agent is not built yet"),
     }
+}
+
+/// `neutrino agent l3`: the L3 agent until SIGTERM/SIGINT. Routers stay in
+/// place when it stops (a restart converges without breaking connections).
+async fn run_l3(a: CommonAgentArgs) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let ini = crate::service::load_config(&a.config)?;
+    let cfg = neutrino_agent::l3::L3Config::from_ini(&ini, a.host.as_deref(), &crate::service::hostname())?;
+    let url = a
+        .transport_url
+        .clone()
+        .or_else(|| ini.get("DEFAULT", "transport_url").map(String::from))
+        .context("no --transport-url and no [DEFAULT] transport_url: the agent needs the server's message bus")?;
+    crate::service::report_unused(&ini);
+    let bus = neutrino_rpc::connect(&url).with_context(|| format!("transport_url {url}"))?;
+    let agent = neutrino_agent::l3::L3Agent::start(cfg, bus.clone()).await?;
+    crate::service::terminated().await;
+    tracing::info!("stopping");
+    agent.stop().await;
+    bus.close().await;
+    Ok(())
 }
