@@ -14,5 +14,13 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   log "installing cargo-nextest"
   cargo install cargo-nextest
 fi
+OSC_VENV=${NEUTRINO_OSC_VENV:-/opt/neutrino-osc}
+if [ ! -x "$OSC_VENV/bin/openstack" ]; then
+  log "installing python-openstackclient and openstacksdk in $OSC_VENV"
+  apt_install python3-venv
+  python3 -m venv "$OSC_VENV"
+  "$OSC_VENV/bin/pip" install -q python-openstackclient==10.5.0 openstacksdk==4.22.0
+fi
+export NEUTRINO_OSC_VENV="$OSC_VENV"
 log "running the test suite"
 cargo nextest run --workspace --profile ci "$@"

@@ -5,6 +5,7 @@
 //! management).
 
 mod cmd;
+mod identity;
 mod logging;
 mod outside;
 mod service;

@@ -28,6 +28,9 @@ pub struct UpArgs {
     /// Message bus to the agents (default: [DEFAULT] transport_url, else in-process).
     #[arg(long)]
     pub transport_url: Option<String>,
+    /// Password of the bootstrap `admin` user (default: generated once, kept in the state directory).
+    #[arg(long, env = "NEUTRINO_ADMIN_PASSWORD")]
+    pub admin_password: Option<String>,
     /// Neutron-style configuration files (neutron.conf, ml2_conf.ini), in order.
     #[arg(long = "config", num_args = 1..)]
     pub config: Vec<PathBuf>,
@@ -57,32 +60,48 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let transport = service::transport_url(args.transport_url.as_deref(), &ini);
     let net = NetworkService::start(&db, &ini, &transport).await?;
     service::report_unused(&ini);
-    let auth: Arc<dyn neutrino_api::Authenticator> = Arc::new(neutrino_api::NoAuth);
-    if !args.noauth {
-        tracing::warn!("the identity service is not built yet: running as --noauth");
-    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let api = service::serve(args.api_bind, net.api(auth).router(), stopped(stop_rx.clone())).await?;
     let endpoint = format!("http://{}", args.api_bind);
-    write_openrc(&dir, &endpoint)?;
+    let identity_url = format!("http://{}", args.identity_bind);
+    let mut servers = vec![];
+    let auth: Arc<dyn neutrino_api::Authenticator> = if args.noauth {
+        write_noauth_openrc(&dir, &endpoint)?;
+        Arc::new(neutrino_api::NoAuth)
+    } else {
+        let identity =
+            crate::identity::embedded(&net.store, &ini, &dir, &identity_url, &endpoint, args.admin_password.clone())
+                .await?;
+        servers.push(
+            service::serve(args.identity_bind, neutrino_identity::router(identity.clone()), stopped(stop_rx.clone()))
+                .await?,
+        );
+        Arc::new(neutrino_identity::EmbeddedAuth::new(identity))
+    };
+    servers.push(service::serve(args.api_bind, net.api(auth).router(), stopped(stop_rx.clone())).await?);
     println!("neutrino is up");
-    println!("  network API: {endpoint}/v2.0/  (Neutron v2.0)");
-    println!("  state:       {}", dir.display());
-    println!("  credentials: source {}", dir.join("openrc").display());
-    println!("  auth:        none (development mode: send X-Project-Id and X-Roles headers)");
+    println!("  network API:  {endpoint}/v2.0/  (Neutron v2.0)");
+    if args.noauth {
+        println!("  auth:         none (development mode: send X-Project-Id and X-Roles headers)");
+    } else {
+        println!("  identity API: {identity_url}/v3  (Keystone v3)");
+        println!("  credentials:  source {}   (or clouds.yaml: cloud 'neutrino')", dir.join("openrc").display());
+    }
+    println!("  state:        {}", dir.display());
     service::terminated().await;
     tracing::info!("stopping");
     let _ = stop_tx.send(true);
-    api.await??;
+    for s in servers {
+        s.await??;
+    }
     net.store.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-fn write_openrc(dir: &std::path::Path, endpoint: &str) -> anyhow::Result<()> {
+fn write_noauth_openrc(dir: &std::path::Path, endpoint: &str) -> anyhow::Result<()> {
     let text = format!(
         "# neutrino (no authentication): use with `openstack --os-auth-type none`\nexport OS_AUTH_TYPE=none\nexport OS_ENDPOINT={endpoint}\nexport OS_NETWORK_ENDPOINT={endpoint}\n"
     );

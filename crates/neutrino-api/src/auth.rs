@@ -6,7 +6,8 @@ use axum::http::HeaderMap;
 use neutrino_lib::Context;
 
 /// Why a request was not authenticated (rendered as keystonemiddleware does:
-/// 401 with `WWW-Authenticate: Keystone uri="…"`).
+/// 401 with `WWW-Authenticate: Keystone uri="…"`, or 503 when the identity
+/// service cannot be reached).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct AuthFailure {
@@ -14,6 +15,20 @@ pub struct AuthFailure {
     pub message: String,
     /// The identity service URL for `WWW-Authenticate`.
     pub www_authenticate: Option<String>,
+    /// 401 (bad credentials) or 503 (identity service unavailable).
+    pub status: u16,
+}
+
+impl AuthFailure {
+    /// The token is missing, invalid, expired or revoked: 401.
+    pub fn unauthorized(message: impl Into<String>, www_authenticate: Option<String>) -> Self {
+        AuthFailure { message: message.into(), www_authenticate, status: 401 }
+    }
+
+    /// The identity service cannot answer: 503.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        AuthFailure { message: message.into(), www_authenticate: None, status: 503 }
+    }
 }
 
 /// Identifies callers.

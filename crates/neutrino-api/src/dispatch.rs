@@ -35,6 +35,10 @@ pub async fn dispatch(State(api): State<Arc<Api>>, req: Request<Body>) -> Respon
             }
             respond::fault(&f)
         }
+        Err(Outcome::Unauthorized(a)) if a.status == 503 => respond::json(
+            503,
+            &serde_json::json!({"error": {"code": 503, "title": "Service Unavailable", "message": a.message}}),
+        ),
         Err(Outcome::Unauthorized(a)) => respond::unauthorized(&a.message, a.www_authenticate.as_deref()),
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {

@@ -264,7 +264,7 @@ impl KeystoneAuth {
     }
 
     fn failure(&self, message: &str) -> AuthFailure {
-        AuthFailure { message: message.into(), www_authenticate: Some(self.cfg.www_authenticate()) }
+        AuthFailure::unauthorized(message, Some(self.cfg.www_authenticate()))
     }
 
     fn cached(&self, key: &[u8; 32]) -> Option<Cached> {
@@ -385,7 +385,7 @@ impl Authenticator for KeystoneAuth {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot obtain a service token from Keystone");
-                    return Err(self.failure("The identity service is unavailable."));
+                    return Err(AuthFailure::unavailable("The identity service is unavailable."));
                 }
             };
             match self.validate_remote(&service, token).await {

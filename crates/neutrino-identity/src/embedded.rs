@@ -60,7 +60,7 @@ impl EmbeddedAuth {
     }
 
     fn failure(&self, message: &str) -> AuthFailure {
-        AuthFailure { message: message.into(), www_authenticate: Some(self.service.public_url().to_string()) }
+        AuthFailure::unauthorized(message, Some(self.service.public_url().to_string()))
     }
 
     fn cached(&self, key: &[u8; 32], generation: u64) -> Option<Context> {

@@ -1,1 +1,0 @@
-//! The DHCP agent. (under construction)
