@@ -40,6 +40,7 @@ enum AgentKind {
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     match args.kind {
         AgentKind::L3(a) => run_l3(a).await,
+        AgentKind::Dhcp(a) => run_dhcp(a).await,
         AgentKind::L2(_) | AgentKind::Dhcp(_) => anyhow::bail!("this agent is not built yet"),
     }
 }
@@ -58,6 +59,27 @@ async fn run_l3(a: CommonAgentArgs) -> anyhow::Result<()> {
     crate::service::report_unused(&ini);
     let bus = neutrino_rpc::connect(&url).with_context(|| format!("transport_url {url}"))?;
     let agent = neutrino_agent::l3::L3Agent::start(cfg, bus.clone()).await?;
+    crate::service::terminated().await;
+    tracing::info!("stopping");
+    agent.stop().await;
+    bus.close().await;
+    Ok(())
+}
+
+/// `neutrino agent dhcp`: the DHCP agent until SIGTERM/SIGINT. dnsmasq
+/// processes keep serving when it stops; a restarted agent adopts them.
+async fn run_dhcp(a: CommonAgentArgs) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let ini = crate::service::load_config(&a.config)?;
+    let cfg = neutrino_agent::dhcp::DhcpAgentConfig::from_ini(&ini, a.host.as_deref(), &crate::service::hostname())?;
+    let url = a
+        .transport_url
+        .clone()
+        .or_else(|| ini.get("DEFAULT", "transport_url").map(String::from))
+        .context("no --transport-url and no [DEFAULT] transport_url: the agent needs the server's message bus")?;
+    crate::service::report_unused(&ini);
+    let bus = neutrino_rpc::connect(&url).with_context(|| format!("transport_url {url}"))?;
+    let agent = neutrino_agent::dhcp::DhcpAgent::start(cfg, bus.clone()).await?;
     crate::service::terminated().await;
     tracing::info!("stopping");
     agent.stop().await;

@@ -1,0 +1,517 @@
+//! Harness of the DHCP agent's dataplane tests: a real server (`neutrino up`
+//! on a RabbitMQ vhost of its own), a simulated hypervisor (namespace with
+//! a private OVS, netdev datapath), the DHCP agent as its own process
+//! (`neutrino agent dhcp`) plugging into that host's br-int, VMs running
+//! busybox udhcpc.
+//!
+//! Everything is cleaned up when the [`Env`] is dropped, also on panic: the
+//! agent is killed, the qdhcp namespaces carry the simulation's prefix so
+//! the simulation's sweep kills their dnsmasq and deletes them, the vhost
+//! and the state directory are removed. The root namespace is never touched
+//! (no link, route, firewall rule or resolv.conf of it): DHCP clients run in
+//! VM namespaces whose `/etc/netns/<ns>/resolv.conf` shadows the real one.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use neutrino_agent::openflow::flow::{parse_actions, Flow};
+use neutrino_agent::ovsdb::{Client as Ovsdb, Endpoint};
+use neutrino_agent::simhost::{SimConfig, SimHost, SimNet, SimVm, VmSpec};
+use neutrino_rpc::{CallContext, RpcClient, Target, Transport};
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+
+use crate::common::{tempdir, RabbitVhost, Server};
+
+/// The simulated host's name (also the agents' host).
+pub const HOST: &str = "hostA";
+
+/// Why these tests cannot run here, if so.
+pub fn skip_reason() -> Option<String> {
+    if let Some(r) = neutrino_agent::simhost::unavailable_reason() {
+        return Some(r);
+    }
+    for t in ["dnsmasq", "udhcpc", "rabbitmqctl"] {
+        if !neutrino_agent::cmd::which(t) {
+            return Some(format!("{t} not installed"));
+        }
+    }
+    if !Command::new("rabbitmqctl")
+        .args(["-q", "status"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        return Some("RabbitMQ is not running".into());
+    }
+    None
+}
+
+/// `neutrino agent dhcp` as a child process.
+pub struct AgentProc {
+    child: Option<Child>,
+    /// Its log (JSON lines).
+    pub log: PathBuf,
+}
+
+impl AgentProc {
+    /// Starts the agent with `ini`.
+    pub fn spawn(url: &str, ini: &Path, log: &Path) -> AgentProc {
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("agent log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_neutrino"))
+            .args(["agent", "dhcp", "--host", HOST, "--transport-url", url, "--config"])
+            .arg(ini)
+            .env("RUST_LOG", "warn,neutrino_agent=info")
+            .env("NEUTRINO_LOG_FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .expect("neutrino agent dhcp starts");
+        AgentProc { child: Some(child), log: log.to_path_buf() }
+    }
+
+    /// Kills it with SIGKILL (as a crash would): its dnsmasq processes stay.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops it with SIGTERM.
+    pub fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            crate::common::unsafe_kill(&mut c);
+        }
+    }
+
+    /// The `elapsed_ms` of the last "full resync done" line of the log.
+    pub fn last_resync_ms(&self) -> Option<f64> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["fields"]["message"] == "full resync done")
+            .last()
+            .and_then(|v| v["fields"]["elapsed_ms"].as_f64())
+    }
+
+    /// How many "full resync done" lines the log has.
+    pub fn resyncs(&self) -> usize {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines().filter(|l| l.contains("full resync done")).count()
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// STAND-IN for the host's Open vSwitch L2 agent, until the real one
+/// (crates/neutrino-agent/src/l2) can be used here: it registers an
+/// "Open vSwitch agent" for the host (so ports bind there) and, with
+/// `wire`, gives every br-int port with an `iface-id` the local VLAN of its
+/// network (`get_devices_details_list`) and reports it up
+/// (`update_device_list`), which is all the DHCP path needs from L2 on a
+/// single host: the DHCP device and the VMs on the same VLAN, switched by
+/// a NORMAL flow.
+pub struct StandInL2 {
+    task: JoinHandle<()>,
+}
+
+impl StandInL2 {
+    /// Registers the agent (first report awaited) and starts its loop.
+    pub async fn start(bus: Arc<dyn Transport>, ovsdb: Endpoint, wire: bool) -> StandInL2 {
+        let reports = RpcClient::new(bus.clone(), Target::topic("q-reports-plugin"));
+        let report = move |start: bool| {
+            let r = reports.clone();
+            async move {
+                r.call(
+                    &CallContext::admin(),
+                    "report_state",
+                    json!({"agent_state": {"agent_type": "Open vSwitch agent", "binary": "test-stand-in-l2", "host": HOST,
+                        "topic": "N/A", "start_flag": start,
+                        "configurations": {"tunnel_types": ["vxlan", "geneve", "gre"], "bridge_mappings": {},
+                            "integration_bridge": "br-int", "datapath_type": "netdev"}}}),
+                )
+                .await
+            }
+        };
+        report(true).await.expect("stand-in L2 agent registered");
+        let plugin = RpcClient::new(bus, Target::topic("q-plugin"));
+        let task = tokio::spawn(async move {
+            let db = Ovsdb::connect(ovsdb).await.expect("stand-in L2: ovsdb");
+            let mut vlans: HashMap<String, u16> = HashMap::new();
+            let mut wired: HashMap<String, String> = HashMap::new();
+            let mut last_report = Instant::now();
+            loop {
+                if last_report.elapsed() > Duration::from_secs(2) {
+                    let _ = report(false).await;
+                    last_report = Instant::now();
+                }
+                if wire {
+                    let ifaces = db.list_interfaces().await.unwrap_or_default();
+                    let todo: Vec<(String, String)> = ifaces
+                        .iter()
+                        .filter_map(|i| i.iface_id().map(|id| (i.name.clone(), id.to_string())))
+                        .filter(|(name, id)| wired.get(name) != Some(id))
+                        .collect();
+                    if !todo.is_empty() {
+                        let ids: Vec<&String> = todo.iter().map(|(_, id)| id).collect();
+                        let details = plugin
+                            .call(
+                                &CallContext::admin(),
+                                "get_devices_details_list",
+                                json!({"devices": ids, "host": HOST}),
+                            )
+                            .await
+                            .unwrap_or(Value::Null);
+                        let mut up = vec![];
+                        for d in details["devices"].as_array().into_iter().flatten() {
+                            let (Some(id), Some(net)) = (d["port_id"].as_str(), d["network_id"].as_str()) else {
+                                continue;
+                            };
+                            if d["segment"].is_null() {
+                                continue;
+                            }
+                            let n = vlans.len() as u16 + 1;
+                            let vlan = *vlans.entry(net.to_string()).or_insert(n);
+                            let Some((name, _)) = todo.iter().find(|(_, i)| i == id) else { continue };
+                            if db.set_port_tag(name, Some(vlan)).await.is_ok() {
+                                wired.insert(name.clone(), id.to_string());
+                                up.push(id.to_string());
+                            }
+                        }
+                        if !up.is_empty() {
+                            let _ = plugin
+                                .call(
+                                    &CallContext::admin(),
+                                    "update_device_list",
+                                    json!({"devices_up": up, "devices_down": [], "host": HOST}),
+                                )
+                                .await;
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        StandInL2 { task }
+    }
+}
+
+impl Drop for StandInL2 {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// `/etc/netns/<ns>/resolv.conf` files shadowing the machine's resolv.conf
+/// for commands run with `ip netns exec` in the VMs, removed on drop.
+#[derive(Default)]
+pub struct EtcNetns {
+    dirs: Vec<PathBuf>,
+    created_root: bool,
+}
+
+impl EtcNetns {
+    /// Shadows resolv.conf in namespace `ns`.
+    pub fn shadow(&mut self, ns: &str) {
+        let root = Path::new("/etc/netns");
+        if !root.exists() {
+            self.created_root = true;
+        }
+        let d = root.join(ns);
+        std::fs::create_dir_all(&d).expect("mkdir /etc/netns/<ns>");
+        std::fs::write(d.join("resolv.conf"), format!("# {ns}: DHCP test, not the machine's resolv.conf\n"))
+            .expect("write shadow resolv.conf");
+        self.dirs.push(d);
+    }
+}
+
+impl Drop for EtcNetns {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir_all(d);
+        }
+        if self.created_root {
+            let _ = std::fs::remove_dir("/etc/netns");
+        }
+    }
+}
+
+/// What a DHCP client got.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    /// The variables udhcpc passed to its script.
+    pub vars: BTreeMap<String, String>,
+    /// Client start to lease.
+    pub took: Duration,
+}
+
+impl Lease {
+    /// A variable ("" when absent).
+    pub fn get(&self, k: &str) -> &str {
+        self.vars.get(k).map(String::as_str).unwrap_or("")
+    }
+}
+
+const UDHCPC_SCRIPT: &str = r#"#!/bin/sh
+# Configures eth0 like a guest would, records what it got, never writes resolv.conf.
+case "$1" in
+  deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
+  bound|renew)
+    ip addr replace "$ip/$mask" dev "$interface"
+    [ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
+    for r in $router; do ip route replace default via "$r" dev "$interface"; break; done
+    {
+      echo "ip=$ip"; echo "mask=$mask"; echo "router=$router"; echo "dns=$dns"; echo "domain=$domain"
+      echo "mtu=$mtu"; echo "staticroutes=$staticroutes"; echo "ntpsrv=$ntpsrv"; echo "lease=$lease"
+      echo "serverid=$serverid"
+    } > "$OUTFILE" ;;
+esac
+exit 0
+"#;
+
+/// One test's world.
+pub struct Env {
+    /// The DHCP agent (dropped first).
+    pub agent: Option<AgentProc>,
+    /// The stand-in L2 agent.
+    pub l2: Option<StandInL2>,
+    /// The simulated host.
+    pub host: SimHost,
+    /// The simulation (its drop sweeps every namespace of the test).
+    pub sim: SimNet,
+    /// The server.
+    pub srv: Server,
+    /// The bus, as an agent sees it.
+    pub bus: Arc<dyn Transport>,
+    /// The vhost (deleted on drop).
+    pub vhost: RabbitVhost,
+    /// Resolv.conf shadows.
+    pub etc: EtcNetns,
+    /// Scratch directory: agent state, config, logs, client outputs.
+    pub dir: tempdir::Dir,
+}
+
+impl Env {
+    /// Server, host with br-int (NORMAL switching), stand-in L2 agent.
+    pub async fn new(wire_l2: bool) -> Env {
+        let dir = tempdir::Dir::new();
+        let vhost = RabbitVhost::create();
+        let srv = Server::start_up(&["--transport-url", &vhost.url()]).await;
+        let bus = neutrino_rpc::connect(&vhost.url()).expect("bus");
+        bus.wait_connected(Duration::from_secs(10)).await.expect("broker reachable");
+        let sim = SimNet::new(SimConfig::new()).await.expect("simulation");
+        let host = sim.add_host(HOST).await.expect("simulated host");
+        host.layout().ensure_int_bridge(host.ovsdb()).await.expect("br-int");
+        host.ofctl("br-int").add_flows(&[Flow::new(0, 0).actions(parse_actions("normal"))]).await.expect("NORMAL flow");
+        let l2 = Some(StandInL2::start(bus.clone(), host.endpoint(), wire_l2).await);
+        std::fs::write(dir.0.join("udhcpc.sh"), UDHCPC_SCRIPT).expect("udhcpc script");
+        let _ = Command::new("chmod").arg("+x").arg(dir.0.join("udhcpc.sh")).status();
+        Env { agent: None, l2, host, sim, srv, bus, vhost, etc: EtcNetns::default(), dir }
+    }
+
+    /// The qdhcp namespace prefix of the test's agent (under the
+    /// simulation's prefix, so its sweep removes them).
+    pub fn netns_prefix(&self) -> String {
+        format!("{}qdhcp-", self.sim.prefix())
+    }
+
+    /// The qdhcp namespace of a network.
+    pub fn qdhcp(&self, net_id: &str) -> String {
+        format!("{}{net_id}", self.netns_prefix())
+    }
+
+    /// The agent's state directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.0.join("dhcp")
+    }
+
+    /// The agent's config file.
+    pub fn write_ini(&self) -> PathBuf {
+        let p = self.dir.0.join("dhcp_agent.ini");
+        let text = format!(
+            "[DEFAULT]\ndhcp_confs = {}\ndhcp_namespace_prefix = {}\novs_bridge_namespace = {}\ninterface_driver = openvswitch\n\
+             resync_interval = 1\n[ovs]\novsdb_connection = {}\n[AGENT]\nreport_interval = 2\ncheck_child_processes_interval = 2\n",
+            self.state_dir().display(),
+            self.netns_prefix(),
+            self.host.netns().name(),
+            self.host.endpoint(),
+        );
+        std::fs::write(&p, text).expect("write ini");
+        p
+    }
+
+    /// Starts (or restarts) the DHCP agent process.
+    pub fn start_agent(&mut self) {
+        let ini = self.write_ini();
+        let log = self.dir.0.join("dhcp-agent.log");
+        self.agent = Some(AgentProc::spawn(&self.vhost.url(), &ini, &log));
+    }
+
+    /// The agent's log so far (for failure messages).
+    pub fn agent_log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("dhcp-agent.log")).unwrap_or_default()
+    }
+
+    /// The pid of a network's dnsmasq (from its pid file, if alive).
+    pub fn dnsmasq_pid(&self, net_id: &str) -> Option<i32> {
+        let pid: i32 = std::fs::read_to_string(self.state_dir().join(net_id).join("pid")).ok()?.trim().parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+        (state != 'Z').then_some(pid)
+    }
+
+    /// A file of a network's dnsmasq.
+    pub fn conf_file(&self, net_id: &str, kind: &str) -> String {
+        std::fs::read_to_string(self.state_dir().join(net_id).join(kind)).unwrap_or_default()
+    }
+
+    /// Waits until `pred` holds, polling every 10 ms; returns how long it took.
+    pub async fn wait_for<F: FnMut() -> bool>(&self, what: &str, timeout: Duration, mut pred: F) -> Duration {
+        let t0 = Instant::now();
+        while !pred() {
+            assert!(
+                t0.elapsed() < timeout,
+                "timed out after {timeout:?} waiting for {what}\nagent log:\n{}",
+                self.agent_log()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        t0.elapsed()
+    }
+
+    /// Waits until the API shows `port` with `status`.
+    pub async fn wait_port_status(&self, port_id: &str, status: &str, timeout: Duration) -> Duration {
+        let admin = self.srv.admin();
+        let t0 = Instant::now();
+        loop {
+            let p = admin.get(&format!("ports/{port_id}")).await.expect(200);
+            if p["port"]["status"] == status {
+                return t0.elapsed();
+            }
+            assert!(
+                t0.elapsed() < timeout,
+                "port {port_id} not {status} after {timeout:?}: {}\nagent log:\n{}",
+                p["port"],
+                self.agent_log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A VM for `port` (the port's MAC and id), no address: it asks DHCP.
+    pub async fn vm(&mut self, name: &str, port: &Value) -> SimVm {
+        let spec = VmSpec::new(name, port["mac_address"].as_str().unwrap()).port_id(port["id"].as_str().unwrap());
+        let vm = self.host.add_vm(&spec).await.expect("VM plugged");
+        self.etc.shadow(vm.netns.name());
+        vm
+    }
+
+    /// A VM with `mac` and a made-up port id (a MAC the server does not
+    /// know), put on local VLAN `tag` by hand since no L2 agent wires an
+    /// unknown port.
+    pub async fn vm_with_mac(&mut self, name: &str, mac: &str, tag: u16) -> SimVm {
+        let vm = self.host.add_vm(&VmSpec::new(name, mac).tag(tag)).await.expect("VM plugged");
+        self.etc.shadow(vm.netns.name());
+        vm
+    }
+
+    /// Runs udhcpc in the VM (`tries` DISCOVERs 1 s apart); the lease, if any.
+    pub async fn udhcpc(&self, vm: &SimVm, tries: u32) -> Option<Lease> {
+        let out = self.dir.0.join(format!("{}.lease", vm.name));
+        let _ = std::fs::remove_file(&out);
+        let script = self.dir.0.join("udhcpc.sh");
+        let t = tries.to_string();
+        let t0 = Instant::now();
+        let r = vm
+            .netns
+            .cmd(&[
+                "udhcpc",
+                "-i",
+                &vm.ifname,
+                "-f",
+                "-q",
+                "-n",
+                "-t",
+                &t,
+                "-T",
+                "1",
+                "-O",
+                "mtu",
+                "-O",
+                "staticroutes",
+                "-O",
+                "ntpsrv",
+                "-s",
+                script.to_str().unwrap(),
+            ])
+            .env("OUTFILE", &out)
+            .output()
+            .await
+            .expect("udhcpc runs");
+        let took = t0.elapsed();
+        let text = std::fs::read_to_string(&out).ok().filter(|_| r.success)?;
+        let vars =
+            text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Some(Lease { vars, took })
+    }
+
+    /// Creates a network with an IPv4 subnet (as admin, in `project`).
+    pub async fn network(&self, project: &str, name: &str, subnet: Value) -> (Value, Value) {
+        let admin = self.srv.admin();
+        let net = admin.post("networks", json!({"network": {"name": name, "project_id": project}})).await.expect(201)
+            ["network"]
+            .clone();
+        let mut s = subnet;
+        s["network_id"] = net["id"].clone();
+        s["project_id"] = json!(project);
+        s["ip_version"] = json!(4);
+        let sub = admin.post("subnets", json!({ "subnet": s })).await.expect(201)["subnet"].clone();
+        (net, sub)
+    }
+
+    /// A VM port bound to the host.
+    pub async fn port(&self, project: &str, net: &Value, extra: Value) -> Value {
+        let mut p = json!({"network_id": net["id"], "binding:host_id": HOST, "device_owner": "compute:nova",
+            "device_id": uuid::Uuid::new_v4().to_string(), "project_id": project});
+        if let (Some(o), Some(e)) = (p.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                o.insert(k.clone(), v.clone());
+            }
+        }
+        self.srv.admin().post("ports", json!({ "port": p })).await.expect(201)["port"].clone()
+    }
+
+    /// The DHCP port of a network.
+    pub async fn dhcp_port(&self, net_id: &str) -> Option<Value> {
+        let r = self.srv.admin().get(&format!("ports?network_id={net_id}&device_owner=network:dhcp")).await.expect(200);
+        r["ports"].as_array().and_then(|a| a.first()).cloned()
+    }
+
+    /// The local VLAN of an OVS port of the host.
+    pub async fn tag_of(&self, port_name: &str) -> u16 {
+        let t0 = Instant::now();
+        loop {
+            if let Some(t) = self.host.ovsdb().find_port(port_name).await.expect("ovsdb").and_then(|p| p.tag) {
+                return t;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(10), "{port_name} got no local VLAN");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The DHCP agent as the API shows it.
+    pub async fn dhcp_agent_row(&self) -> Option<Value> {
+        let r = self.srv.admin().get("agents?agent_type=DHCP%20agent").await.expect(200);
+        r["agents"].as_array().and_then(|a| a.first()).cloned()
+    }
+}
