@@ -156,6 +156,14 @@ async fn dhcp_serves_vms_end_to_end() {
     assert_eq!(c["subnets"], 1);
     assert_eq!(c["ports"], 3, "{c}");
 
+    // dnsmasq dies: the agent starts another one.
+    assert!(std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap().success());
+    let respawn = env
+        .wait_for("a new dnsmasq", Duration::from_secs(10), || env.dnsmasq_pid(&net_id).is_some_and(|p| p != pid))
+        .await;
+    println!("FIGURE dnsmasq killed: serving again after {} ms", respawn.as_millis());
+    assert_eq!(env.udhcpc(&vm1, 3).await.expect("lease from the new dnsmasq").get("ip"), first_ip(&p1));
+
     // Removing the network removes its DHCP server.
     for p in [&p1, &p2] {
         admin.delete(&format!("ports/{}", id(p))).await.expect(204);
@@ -267,6 +275,77 @@ async fn dhcp_agent_restart_resyncs() {
     env.wait_for("the new host entry", Duration::from_secs(10), || env.conf_file(&id1, "host").contains(mac)).await;
     assert_eq!(env.udhcpc(&vm2, 3).await.expect("lease after reconnection").get("ip"), first_ip(&p2));
     assert_eq!(env.dnsmasq_pid(&id1), Some(pid1));
+}
+
+/// IPv6 as Neutron's dnsmasq driver does it: addresses by DHCPv6 on a
+/// `dhcpv6-stateful` subnet (static range, host entries tagged dhcpv6),
+/// options only on `dhcpv6-stateless`, nothing on `slaac`; no router
+/// advertisements from dnsmasq (the router sends them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dhcpv6_modes() {
+    require_dataplane!();
+    if !neutrino_agent::cmd::which("dhclient") {
+        eprintln!("SKIP: dhclient not installed");
+        return;
+    }
+    let mut env = Env::new(true).await;
+    env.start_agent();
+    let project = common::project();
+    let (net, _) = env.network(&project, "v6", json!({"cidr": "10.30.0.0/24"})).await;
+    let net_id = id(&net);
+    let s6 = env
+        .subnet(
+            &project,
+            &net,
+            json!({"cidr": "fd00:30::/64", "ipv6_address_mode": "dhcpv6-stateful", "ipv6_ra_mode": "dhcpv6-stateful"}),
+        )
+        .await;
+    let sl = env
+        .subnet(
+            &project,
+            &net,
+            json!({"cidr": "fd00:31::/64", "ipv6_address_mode": "dhcpv6-stateless", "ipv6_ra_mode": "dhcpv6-stateless"}),
+        )
+        .await;
+    let sa = env
+        .subnet(&project, &net, json!({"cidr": "fd00:32::/64", "ipv6_address_mode": "slaac", "ipv6_ra_mode": "slaac"}))
+        .await;
+    let p = env.port(&project, &net, json!({})).await;
+    let v6 = |sid: &Value| {
+        p["fixed_ips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["subnet_id"] == *sid)
+            .map(|f| f["ip_address"].as_str().unwrap().to_string())
+    };
+    let stateful_ip = v6(&s6["id"]).expect("a stateful DHCPv6 address");
+    let vm = env.vm("vm6", &p).await;
+    env.wait_for("the host entry", Duration::from_secs(30), || env.conf_file(&net_id, "host").contains(&stateful_ip))
+        .await;
+    env.wait_port_status(&id(&p), "ACTIVE", Duration::from_secs(20)).await;
+
+    // The command line: static ranges for DHCPv4 and both DHCPv6 modes, none for SLAAC, no RA.
+    let pid = env.dnsmasq_pid(&net_id).unwrap();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(cmdline.contains(&format!("--dhcp-range=set:subnet-{},fd00:30::,static,64,86400s", id(&s6))), "{cmdline}");
+    assert!(cmdline.contains(&format!("--dhcp-range=set:subnet-{},fd00:31::,static,64,86400s", id(&sl))), "{cmdline}");
+    assert!(!cmdline.contains(&format!("subnet-{}", id(&sa))), "no range for SLAAC: {cmdline}");
+    assert!(!cmdline.contains("enable-ra"), "dnsmasq must not send RAs: {cmdline}");
+    let hosts = env.conf_file(&net_id, "host");
+    assert!(hosts.contains(&format!("{},tag:dhcpv6,", p["mac_address"].as_str().unwrap())), "{hosts}");
+    let slaac_ip = v6(&sa["id"]).expect("a SLAAC address");
+    assert!(!hosts.contains(&slaac_ip), "no DHCP entry for SLAAC addresses: {hosts}");
+    let opts = env.conf_file(&net_id, "opts");
+    assert!(opts.contains(&format!("tag:subnet-{},option6:domain-search,openstacklocal", id(&sl))), "{opts}");
+
+    // A DHCPv6 client gets the stateful address.
+    let lease = env.dhcp_v6_or_panic(&vm, false).await;
+    assert_eq!(lease.get("new_ip6_address").map(String::as_str), Some(stateful_ip.as_str()), "{lease:?}");
+    assert!(lease.get("new_dhcp6_domain_search").is_some_and(|d| d.contains("openstacklocal")), "{lease:?}");
+    // And IPv4 still works on the same network.
+    assert_eq!(env.udhcpc(&vm, 3).await.expect("DHCPv4 lease").get("ip"), first_ip(&p));
 }
 
 fn dhcp_env_alive(pid: i32) -> bool {

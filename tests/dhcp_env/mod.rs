@@ -94,9 +94,9 @@ impl AgentProc {
     pub fn last_resync_ms(&self) -> Option<f64> {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         text.lines()
+            .rev()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["fields"]["message"] == "full resync done")
-            .last()
+            .find(|v| v["fields"]["message"] == "full resync done")
             .and_then(|v| v["fields"]["elapsed_ms"].as_f64())
     }
 
@@ -477,6 +477,79 @@ impl Env {
         s["ip_version"] = json!(4);
         let sub = admin.post("subnets", json!({ "subnet": s })).await.expect(201)["subnet"].clone();
         (net, sub)
+    }
+
+    /// Adds a subnet to a network (`ip_version` from the CIDR).
+    pub async fn subnet(&self, project: &str, net: &Value, subnet: Value) -> Value {
+        let mut s = subnet;
+        s["network_id"] = net["id"].clone();
+        s["project_id"] = json!(project);
+        let v = if s["cidr"].as_str().unwrap_or("").contains(':') { 6 } else { 4 };
+        s["ip_version"] = json!(v);
+        self.srv.admin().post("subnets", json!({ "subnet": s })).await.expect(201)["subnet"].clone()
+    }
+
+    /// Runs ISC dhclient for DHCPv6 in the VM (`-S`: options only, for
+    /// stateless subnets); the variables its script saw, if it got an answer.
+    pub async fn dhclient6(&self, vm: &SimVm, stateless: bool) -> Option<BTreeMap<String, String>> {
+        // The link-local address must be usable first (no DAD wait).
+        let _ = vm.exec(&["sysctl", "-q", "-w", "net.ipv6.conf.eth0.accept_dad=0"]).await;
+        let t0 = Instant::now();
+        loop {
+            let a = vm.exec(&["ip", "-6", "addr", "show", "dev", "eth0", "scope", "link"]).await.ok()?.stdout;
+            if a.contains("inet6") && !a.contains("tentative") {
+                break;
+            }
+            if t0.elapsed() > Duration::from_secs(5) {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let out = self.dir.0.join(format!("{}.lease6", vm.name));
+        let _ = std::fs::remove_file(&out);
+        // dhclient scrubs the environment: the output path is in the script.
+        let script = self.dir.0.join(format!("{}-dhclient6.sh", vm.name));
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\ncase \"$reason\" in BOUND6|RENEW6|REBIND6|INFORM6) env | grep -E '^(new_|reason)' > {};; esac\nexit 0\n",
+                out.display()
+            ),
+        )
+        .ok()?;
+        let _ = Command::new("chmod").arg("+x").arg(&script).status();
+        let lf = self.dir.0.join(format!("{}.leases6", vm.name));
+        let pf = self.dir.0.join(format!("{}.dhclient6.pid", vm.name));
+        let mut argv = vec!["timeout", "10", "dhclient", "-6", "-1"];
+        if stateless {
+            argv.push("-S");
+        }
+        let (s, l, p) = (script.display().to_string(), lf.display().to_string(), pf.display().to_string());
+        argv.extend(["-sf", s.as_str(), "-lf", l.as_str(), "-pf", p.as_str(), "eth0"]);
+        let _ = vm.netns.cmd(&argv).output().await;
+        // dhclient stays in the background after a lease: stop it.
+        if let Ok(pid) = std::fs::read_to_string(&pf) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+        let text = std::fs::read_to_string(&out).ok()?;
+        Some(text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    /// [`Env::dhclient6`] that must succeed.
+    pub async fn dhcp_v6_or_panic(&self, vm: &SimVm, stateless: bool) -> BTreeMap<String, String> {
+        match self.dhclient6(vm, stateless).await {
+            Some(l) => l,
+            None => panic!("no DHCPv6 answer\n{}\ndnsmasq log:\n{}", self.agent_log(), self.dnsmasq_logs()),
+        }
+    }
+
+    /// Every dnsmasq log of the agent's networks.
+    pub fn dnsmasq_logs(&self) -> String {
+        let mut out = String::new();
+        for e in std::fs::read_dir(self.state_dir()).into_iter().flatten().flatten() {
+            out.push_str(&std::fs::read_to_string(e.path().join("dnsmasq.log")).unwrap_or_default());
+        }
+        out
     }
 
     /// A VM port bound to the host.

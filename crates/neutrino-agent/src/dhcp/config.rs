@@ -125,6 +125,17 @@ impl DhcpAgentConfig {
         self
     }
 
+    /// The configuration of a simulated hypervisor's DHCP agent: the host's
+    /// private OVS, its namespace for the bridge-side devices, and qdhcp
+    /// namespaces named `<host namespace>-qdhcp-<network id>` — unique per
+    /// host, and swept with the simulation.
+    pub fn for_sim_host(host: &crate::simhost::SimHost, state_dir: impl Into<PathBuf>) -> DhcpAgentConfig {
+        DhcpAgentConfig::new(host.name(), state_dir)
+            .ovsdb(host.endpoint())
+            .bridge_netns(host.netns().name())
+            .netns_prefix(format!("{}-qdhcp-", host.netns().name()))
+    }
+
     /// Reads Neutron's options from `ini` (`dhcp_agent.ini`, `neutron.conf`).
     /// `host` overrides `[DEFAULT] host`; `default_host` is used when neither
     /// is set. Options of other drivers are rejected with a clear error
