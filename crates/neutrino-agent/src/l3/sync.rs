@@ -166,7 +166,7 @@ impl Engine {
         let result: Result<Work> = async {
             let ids = self.api.get_router_ids().await?;
             let infos = self.api.sync_routers(&ids).await?;
-            let mut failed = self.converge_all(&ids, infos).await;
+            let mut failed = self.converge_all(&ids, infos, true).await;
             let alive: BTreeSet<String> = self.applied.lock().map(|a| a.keys().cloned().collect()).unwrap_or_default();
             // Namespaces of routers that are not (or no longer) ours.
             for ns in Netns::list_prefixed(&format!("{}{}", self.cfg.namespace_prefix, super::config::NS_PREFIX)) {
@@ -206,7 +206,7 @@ impl Engine {
             let mine: Vec<String> = ids.iter().filter(|i| hosted.contains(*i)).cloned().collect();
             let infos = if mine.is_empty() { Vec::new() } else { self.api.sync_routers(&mine).await? };
             let all: Vec<String> = ids.iter().cloned().collect();
-            Ok(self.converge_all(&all, infos).await)
+            Ok(self.converge_all(&all, infos, false).await)
         }
         .await;
         self.update_counts();
@@ -217,14 +217,16 @@ impl Engine {
     }
 
     /// Configures the routers in `infos`, removes those of `ids` not in it.
-    async fn converge_all(&self, ids: &[String], infos: Vec<RouterInfo>) -> Work {
+    /// `full`: also rewrite what the agent believes unchanged (the NAT
+    /// table), repairing drift.
+    async fn converge_all(&self, ids: &[String], infos: Vec<RouterInfo>, full: bool) -> Work {
         let returned: BTreeSet<String> = infos.iter().map(|r| r.id.clone()).collect();
         let mut jobs: Vec<(String, Option<RouterInfo>)> = infos.into_iter().map(|r| (r.id.clone(), Some(r))).collect();
         jobs.extend(ids.iter().filter(|i| !returned.contains(*i)).map(|i| (i.clone(), None)));
         let results: Vec<(String, Result<()>)> = stream::iter(jobs)
             .map(|(id, info)| async move {
                 let r = match info.as_ref().and_then(|i| DesiredRouter::from_info(&self.cfg, i)) {
-                    Some(d) => self.apply(d).await,
+                    Some(d) => self.apply(d, full).await,
                     None => self.remove(&id).await,
                 };
                 (id, r)
@@ -253,11 +255,11 @@ impl Engine {
     }
 
     /// Makes one router's namespace match `d`.
-    async fn apply(&self, d: DesiredRouter) -> Result<()> {
+    async fn apply(&self, d: DesiredRouter, full: bool) -> Result<()> {
         let started = Instant::now();
         let prev = self.applied.lock().ok().and_then(|a| a.get(&d.id).cloned());
         let mut fips = prev.as_ref().map(|p| p.fips.clone()).unwrap_or_default();
-        match self.configure(&d, prev.as_ref().filter(|p| p.ok)).await {
+        match self.configure(&d, prev.as_ref().filter(|p| p.ok), full).await {
             Ok(nat) => {
                 let changes = floating_ips::status_changes(&mut fips, Some(&d), true);
                 self.send_statuses(&d.id, &changes).await;
@@ -280,7 +282,7 @@ impl Engine {
     }
 
     /// The system part of [`Engine::apply`]; returns the NAT table applied.
-    async fn configure(&self, d: &DesiredRouter, prev: Option<&Applied>) -> Result<Option<String>> {
+    async fn configure(&self, d: &DesiredRouter, prev: Option<&Applied>, full: bool) -> Result<Option<String>> {
         let (ovs, netdev) = self.ovs.get().await?;
         let p = self.plumbing(&ovs, netdev);
         let ns = Netns::new(d.namespace.as_str());
@@ -308,18 +310,18 @@ impl Engine {
             // First sight in this process: the OVS side may have been lost meanwhile.
             p.ensure_ovs_ports(&d.id, &existing).await?;
         }
-        // Addresses (the gateway also holds the floating IPs).
+        // NAT first, then the addresses (the gateway also holds the floating
+        // IPs): a floating IP answers only once its DNAT is in place.
+        let table = nat::render(d);
+        let applied_nat = prev.and_then(|p| p.nat.as_ref());
+        if full || prev.is_none() || applied_nat != table.as_ref() {
+            nat::apply(&ns, table.as_deref()).await?;
+        }
         let (batch, removed) = router::link_changes(d, &links);
         batch.run().await?;
         // Routes.
         let current = router::read_routes(&ns, d.has_ipv6()).await?;
         router::route_changes(d, &current).run().await?;
-        // NAT.
-        let table = nat::render(d);
-        let applied_nat = prev.and_then(|p| p.nat.as_ref());
-        if prev.is_none() || applied_nat != table.as_ref() {
-            nat::apply(&ns, table.as_deref()).await?;
-        }
         // Connections of addresses that left, or of floating IPs that moved.
         let mut flush: BTreeSet<String> =
             removed.iter().filter_map(|c| c.split('/').next()).map(str::to_string).collect();
