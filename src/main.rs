@@ -9,6 +9,7 @@ mod identity;
 mod logging;
 mod outside;
 mod service;
+mod sim;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +31,8 @@ enum Command {
     Db(cmd::db::DbArgs),
     /// Run an agent (L2, DHCP, L3) as its own process.
     Agent(cmd::agent::AgentArgs),
+    /// Nova's part on simulated hosts: boot, exec, list, delete VMs.
+    Vm(cmd::vm::VmArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,6 +51,7 @@ fn main() -> std::process::ExitCode {
             Command::Server(a) => cmd::server::run(a).await,
             Command::Db(a) => cmd::db::run(a).await,
             Command::Agent(a) => cmd::agent::run(a).await,
+            Command::Vm(a) => cmd::vm::run(a).await,
         }
     });
     match result {

@@ -41,7 +41,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     match args.kind {
         AgentKind::L3(a) => run_l3(a).await,
         AgentKind::Dhcp(a) => run_dhcp(a).await,
-        AgentKind::L2(_) => anyhow::bail!("this agent is not built yet"),
+        AgentKind::L2(a) => run_l2(a).await,
     }
 }
 
@@ -85,4 +85,36 @@ async fn run_dhcp(a: CommonAgentArgs) -> anyhow::Result<()> {
     agent.stop().await;
     bus.close().await;
     Ok(())
+}
+
+/// `neutrino agent l2`: the Open vSwitch L2 agent until SIGTERM/SIGINT,
+/// configured from `openvswitch_agent.ini` (`--config`). The dataplane stays
+/// as it is when it stops; a restarted agent resyncs without disturbing it.
+async fn run_l2(a: CommonAgentArgs) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let ini = crate::service::load_config(&a.config)?;
+    let host = a.host.clone().unwrap_or_else(crate::service::hostname);
+    let (mut cfg, _) = neutrino_agent::l2::L2Config::from_ini(&ini, &host)?;
+    if let Some(h) = &a.host {
+        cfg.host = h.clone();
+    }
+    let url = a
+        .transport_url
+        .clone()
+        .or_else(|| ini.get("DEFAULT", "transport_url").map(String::from))
+        .context("no --transport-url and no [DEFAULT] transport_url: the agent needs the server's message bus")?;
+    crate::service::report_unused(&ini);
+    let bus = neutrino_rpc::connect(&url).with_context(|| format!("transport_url {url}"))?;
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let mut agent = tokio::spawn(neutrino_agent::l2::run(cfg, bus.clone(), stop_rx));
+    let result = tokio::select! {
+        r = &mut agent => r.context("L2 agent task")?.map_err(anyhow::Error::from),
+        _ = crate::service::terminated() => {
+            tracing::info!("stopping");
+            let _ = stop.send(true);
+            agent.await.context("L2 agent task")?.map_err(anyhow::Error::from)
+        }
+    };
+    bus.close().await;
+    result
 }

@@ -34,6 +34,9 @@ pub struct UpArgs {
     /// Neutron-style configuration files (neutron.conf, ml2_conf.ini), in order.
     #[arg(long = "config", num_args = 1..)]
     pub config: Vec<PathBuf>,
+    /// Simulated hypervisors compute1…computeN (namespaces with their own OVS and L2 agent).
+    #[arg(long)]
+    pub sim_hosts: Option<u32>,
 }
 
 /// The default state directory: /var/lib/neutrino as root, else ~/.local/state/neutrino.
@@ -59,6 +62,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let db = format!("sqlite://{}", dir.join("neutrino.sqlite").display());
     let transport = service::transport_url(args.transport_url.as_deref(), &ini);
     let net = NetworkService::start(&db, &ini, &transport).await?;
+    let l2_agents = crate::sim::start_for_up(args.sim_hosts, &dir, &transport, net.bus.clone(), &ini).await?;
     service::report_unused(&ini);
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move |mut rx: watch::Receiver<bool>| async move {
@@ -92,6 +96,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     println!("  state:        {}", dir.display());
     service::terminated().await;
     tracing::info!("stopping");
+    l2_agents.stop().await;
     let _ = stop_tx.send(true);
     for s in servers {
         s.await??;
