@@ -227,6 +227,46 @@ impl DhcpAgentConfig {
         Ok(c)
     }
 
+    /// The configuration as a `dhcp_agent.ini` that [`DhcpAgentConfig::from_ini`]
+    /// reads back (for running `neutrino agent dhcp --config` processes).
+    pub fn to_ini(&self) -> String {
+        let mut d = vec![
+            format!("host = {}", self.host),
+            format!("dhcp_confs = {}", self.state_dir.display()),
+            "interface_driver = openvswitch".to_string(),
+            format!("dhcp_namespace_prefix = {}", self.netns_prefix),
+            format!("dhcp_lease_duration = {}", self.lease_duration),
+            format!("dnsmasq_local_resolv = {}", self.dnsmasq_local_resolv),
+            format!("dnsmasq_lease_max = {}", self.dnsmasq_lease_max),
+            format!("dhcp_renewal_time = {}", self.dhcp_renewal_time),
+            format!("dhcp_rebinding_time = {}", self.dhcp_rebinding_time),
+            format!("dhcp_broadcast_reply = {}", self.dhcp_broadcast_reply),
+            format!("resync_interval = {}", self.resync_interval.as_secs().max(1)),
+            format!("num_sync_threads = {}", self.num_sync_threads),
+        ];
+        if let Some(ns) = &self.bridge_netns {
+            d.push(format!("ovs_bridge_namespace = {ns}"));
+        }
+        if !self.dns_servers.is_empty() {
+            d.push(format!("dnsmasq_dns_servers = {}", self.dns_servers.join(",")));
+        }
+        if let Some(f) = &self.dnsmasq_config_file {
+            d.push(format!("dnsmasq_config_file = {}", f.display()));
+        }
+        if let Some(u) = &self.dnsmasq_user {
+            d.push(format!("dnsmasq_user = {u}"));
+        }
+        format!(
+            "[DEFAULT]\n{}\n\n[ovs]\novsdb_connection = {}\nintegration_bridge = {}\n\n[AGENT]\nreport_interval = {}\ncheck_child_processes_interval = {}\navailability_zone = {}\n",
+            d.join("\n"),
+            self.ovsdb,
+            self.integration_bridge,
+            self.report_interval.as_secs().max(1),
+            self.check_interval.as_secs().max(1),
+            self.availability_zone,
+        )
+    }
+
     /// Checks values that would make names or commands invalid.
     pub fn validate(&self) -> Result<()> {
         let ok_name = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
@@ -268,6 +308,22 @@ mod tests {
         assert_eq!(c.report_interval, Duration::from_secs(7));
         assert_eq!(c.availability_zone, "az1");
         assert_eq!(c.ovsdb.to_string(), "unix:/tmp/h1/db.sock");
+    }
+
+    #[test]
+    fn ini_round_trip() {
+        let mut c = DhcpAgentConfig::new("h2", "/tmp/x/dhcp").bridge_netns("nt1-h2").netns_prefix("nt1-h2-qdhcp-");
+        c.dns_servers = vec!["192.0.2.53".into()];
+        c.lease_duration = 120;
+        let back = DhcpAgentConfig::from_ini(&Ini::parse(&c.to_ini()), None, "other").unwrap();
+        assert_eq!(back.host, "h2");
+        assert_eq!(back.state_dir, c.state_dir);
+        assert_eq!(back.bridge_netns, c.bridge_netns);
+        assert_eq!(back.netns_prefix, c.netns_prefix);
+        assert_eq!(back.dns_servers, c.dns_servers);
+        assert_eq!(back.lease_duration, 120);
+        assert_eq!(back.ovsdb, c.ovsdb);
+        assert_eq!(back.report_interval, c.report_interval);
     }
 
     #[test]

@@ -174,8 +174,10 @@ impl Manager {
                     Err(e) => tracing::error!(error = %e, "a DHCP network job died"),
                 },
                 Some((id, pid)) = exits.recv() => {
-                    let known = self.states.get(&id).is_some_and(|s| s.pid == pid) || self.inflight.contains(&id);
-                    if known {
+                    // Exits during a job are the job's own doing (restart,
+                    // teardown); a crash then is caught by the periodic check.
+                    let crashed = self.states.get(&id).is_some_and(|s| s.pid == pid) && !self.inflight.contains(&id);
+                    if crashed {
                         tracing::warn!(network = %id, pid, "dnsmasq exited: restarting it");
                         self.want(&id, Want::Serve { verify: true });
                     }
