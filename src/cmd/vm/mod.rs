@@ -60,9 +60,13 @@ enum VmCmd {
 struct BootArgs {
     /// VM name (letters, digits, `-`, `_`; at most 40).
     name: String,
-    /// Network name or id.
-    #[arg(long)]
-    network: String,
+    /// Network name or id (the port's network with `--port`).
+    #[arg(long, required_unless_present = "port")]
+    network: Option<String>,
+    /// An existing port to use (Nova's `--nic port-id=`): bound to the host
+    /// at boot, unbound (not deleted) at `vm delete`.
+    #[arg(long, conflicts_with_all = ["fixed_ip", "security_groups"])]
+    port: Option<String>,
     /// Simulated host (default: the one with the fewest VMs).
     #[arg(long)]
     host: Option<String>,
@@ -128,42 +132,51 @@ async fn boot(dir: &std::path::Path, b: BootArgs) -> anyhow::Result<()> {
         }
     };
     let api = Api::from_state_dir(dir).await?;
-    let net = find(&api, "networks", "network", &b.network).await?;
+    let existing = match &b.port {
+        Some(p) => Some(api.expect("GET", &format!("ports/{p}"), None, None, 200).await?["port"].clone()),
+        None => None,
+    };
+    let net = match (&existing, &b.network) {
+        (Some(p), _) => find(&api, "networks", "network", p["network_id"].as_str().unwrap_or_default()).await?,
+        (None, Some(n)) => find(&api, "networks", "network", n).await?,
+        (None, None) => bail!("--network or --port is needed"),
+    };
     let net_id = net["id"].as_str().context("network without id")?.to_string();
-    let project = net["project_id"].as_str().unwrap_or_default().to_string();
-    let mut groups = Vec::new();
-    for g in &b.security_groups {
-        let r = api.call("GET", &format!("security-groups/{g}"), Some(&project), None).await?;
-        if r.status == 200 {
-            groups.push(r.body["security_group"]["id"].clone());
-            continue;
-        }
-        let body = api
-            .expect("GET", &format!("security-groups?name={g}&project_id={project}"), Some(&project), None, 200)
-            .await?;
-        match body["security_groups"].as_array().map(Vec::as_slice) {
-            Some([one]) => groups.push(one["id"].clone()),
-            _ => bail!("no single security group named {g} in project {project}"),
-        }
-    }
     let vm_uuid = neutrino_agent::simhost::random_uuid();
-    let mut port = json!({
-        "network_id": net_id,
-        "name": b.name,
-        "device_owner": "compute:nova",
-        "device_id": vm_uuid,
-        "binding:host_id": host.name,
-        "project_id": project,
-    });
-    if let Some(ip) = &b.fixed_ip {
-        port["fixed_ips"] = json!([{"ip_address": ip}]);
-    }
-    if !groups.is_empty() {
-        port["security_groups"] = Value::Array(groups);
-    }
-    let created = api.expect("POST", "ports", Some(&project), Some(&json!({"port": port})), 201).await?;
+    let created = match existing {
+        Some(p) => {
+            let id = p["id"].as_str().unwrap_or_default().to_string();
+            let project = p["project_id"].as_str().unwrap_or_default().to_string();
+            let update = json!({"port": {
+                "device_owner": "compute:nova",
+                "device_id": vm_uuid,
+                "binding:host_id": host.name,
+            }});
+            api.expect("PUT", &format!("ports/{id}"), Some(&project), Some(&update), 200).await?
+        }
+        None => {
+            let project = net["project_id"].as_str().unwrap_or_default().to_string();
+            let groups = security_groups(&api, &project, &b.security_groups).await?;
+            let mut port = json!({
+                "network_id": net_id,
+                "name": b.name,
+                "device_owner": "compute:nova",
+                "device_id": vm_uuid,
+                "binding:host_id": host.name,
+                "project_id": project,
+            });
+            if let Some(ip) = &b.fixed_ip {
+                port["fixed_ips"] = json!([{"ip_address": ip}]);
+            }
+            if !groups.is_empty() {
+                port["security_groups"] = Value::Array(groups);
+            }
+            api.expect("POST", "ports", Some(&project), Some(&json!({"port": port})), 201).await?
+        }
+    };
     let port = created["port"].clone();
     let port_id = port["id"].as_str().context("port without id")?.to_string();
+    let project = port["project_id"].as_str().unwrap_or_default().to_string();
     let rec = VmRecord {
         name: b.name.clone(),
         host: host.name.clone(),
@@ -174,6 +187,7 @@ async fn boot(dir: &std::path::Path, b: BootArgs) -> anyhow::Result<()> {
         network_id: net_id.clone(),
         mac: port["mac_address"].as_str().unwrap_or_default().to_string(),
         project_id: project.clone(),
+        own_port: b.port.is_none(),
     };
     rec.save(dir)?;
     let mtu = net["mtu"].as_u64().and_then(|m| u32::try_from(m).ok()).unwrap_or(1500);
@@ -225,6 +239,26 @@ async fn boot(dir: &std::path::Path, b: BootArgs) -> anyhow::Result<()> {
     });
     println!("{out}");
     Ok(())
+}
+
+/// Security group names or ids of a project → ids.
+async fn security_groups(api: &Api, project: &str, names: &[String]) -> anyhow::Result<Vec<Value>> {
+    let mut ids = Vec::new();
+    for g in names {
+        let r = api.call("GET", &format!("security-groups/{g}"), Some(project), None).await?;
+        if r.status == 200 {
+            ids.push(r.body["security_group"]["id"].clone());
+            continue;
+        }
+        let body = api
+            .expect("GET", &format!("security-groups?name={g}&project_id={project}"), Some(project), None, 200)
+            .await?;
+        match body["security_groups"].as_array().map(Vec::as_slice) {
+            Some([one]) => ids.push(one["id"].clone()),
+            _ => bail!("no single security group named {g} in project {project}"),
+        }
+    }
+    Ok(ids)
 }
 
 /// The port's addresses with their prefix lengths, the default gateway, and
@@ -319,9 +353,28 @@ async fn delete(dir: &std::path::Path, name: &str) -> anyhow::Result<()> {
     let sim = SimRecord::load(dir).ok();
     plug::unplug(sim.as_ref().and_then(|s| s.host(&rec.host)), &rec).await?;
     let api = Api::from_state_dir(dir).await?;
-    let r = api.call("DELETE", &format!("ports/{}", rec.port_id), Some(&rec.project_id), None).await?;
-    if r.status != 204 && r.status != 404 {
-        bail!("deleting port {}: HTTP {}: {}", rec.port_id, r.status, r.body);
+    if rec.own_port {
+        let r = api.call("DELETE", &format!("ports/{}", rec.port_id), Some(&rec.project_id), None).await?;
+        if r.status != 204 && r.status != 404 {
+            bail!("deleting port {}: HTTP {}: {}", rec.port_id, r.status, r.body);
+        }
+    } else {
+        // The L2 agent reports the unplugged device down to the host the
+        // port is bound to: let it, before the port is unbound.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            let r = api.call("GET", &format!("ports/{}", rec.port_id), Some(&rec.project_id), None).await?;
+            if r.status != 200 || r.body["port"]["status"] != "ACTIVE" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        // A port the user brought stays, unbound (as Nova leaves it).
+        let update = json!({"port": {"device_owner": "", "device_id": "", "binding:host_id": ""}});
+        let r = api.call("PUT", &format!("ports/{}", rec.port_id), Some(&rec.project_id), Some(&update)).await?;
+        if r.status != 200 && r.status != 404 {
+            bail!("unbinding port {}: HTTP {}: {}", rec.port_id, r.status, r.body);
+        }
     }
     VmRecord::remove(dir, name);
     println!("{}", json!({"deleted": name, "port_id": rec.port_id}));

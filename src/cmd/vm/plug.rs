@@ -34,6 +34,8 @@ pub struct VmRecord {
     pub mac: String,
     /// Project of the port.
     pub project_id: String,
+    /// Whether `vm boot` created the port (deleted with the VM) or was given it (unbound only).
+    pub own_port: bool,
 }
 
 impl VmRecord {
@@ -48,7 +50,7 @@ impl VmRecord {
         let v = json!({
             "name": self.name, "host": self.host, "netns": self.netns, "device": self.device,
             "port_id": self.port_id, "vm_uuid": self.vm_uuid, "network_id": self.network_id,
-            "mac": self.mac, "project_id": self.project_id,
+            "mac": self.mac, "project_id": self.project_id, "own_port": self.own_port,
         });
         std::fs::write(&p, serde_json::to_vec_pretty(&v)?).with_context(|| format!("writing {}", p.display()))
     }
@@ -65,6 +67,7 @@ impl VmRecord {
             network_id: s("network_id")?,
             mac: s("mac")?,
             project_id: s("project_id").unwrap_or_default(),
+            own_port: v.get("own_port").and_then(Value::as_bool).unwrap_or(true),
         })
     }
 
