@@ -217,7 +217,12 @@ impl Cloud {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let v: Value = serde_json::from_slice(&out.stdout).expect("vm boot prints JSON");
+        self.boot_output(name, &out.stdout)
+    }
+
+    /// The VM described by `vm boot`'s output.
+    pub fn boot_output(&self, name: &str, stdout: &[u8]) -> Vm {
+        let v: Value = serde_json::from_slice(stdout).expect("vm boot prints JSON");
         let ip = v["addresses"]
             .as_array()
             .into_iter()
