@@ -2,13 +2,11 @@
 //! vhost), the agent as its own process (`neutrino agent l3`), a simulated
 //! network node with its own OVS (userspace datapath), VMs in namespaces,
 //! the outside world on the external flat network's physnet, real nftables.
-//! The L2 wiring (local VLAN tags, br-int/br-public flows) is done by a
-//! STAND-IN in tests/l3 until the L2 agent lands.
+//! Each host runs the real L2 agent (a task of the test on the same bus).
 
 mod common;
 mod l3;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use l3::{ping1, seen_as, seen_as_eventually, whoami_server, Lab};
@@ -36,9 +34,8 @@ async fn nft_table(lab: &Lab, router: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn router_routing_snat_floating_ips_hairpin_extra_routes() {
     require_lab!();
-    let mut lab = Lab::start().await;
-    let bus = lab.bus().await;
-    lab.register_l2_standin(&bus).await;
+    // compute1: network node (L3 agent); compute2: the VMs (VXLAN between them).
+    let lab = Lab::start(2).await;
     let agent = lab.start_agent();
     assert!(lab.wait_agent_alive(T).await, "the L3 agent registers:\n{}", agent.log());
 
@@ -50,12 +47,12 @@ async fn router_routing_snat_floating_ips_hairpin_extra_routes() {
     let gw_ip = Lab::gateway_ip(&router);
     let ns = lab.router_ns(&rid);
     assert!(l3::common_eventually(T, || async { ns.exists() }).await, "qrouter namespace created:\n{}", agent.log());
-    assert!(lab.wire_router(&rid).await, "router ports plugged into br-int with iface-id:\n{}", agent.log());
+    assert!(lab.router_active(&rid).await, "router ports plugged and wired (ACTIVE):\n{}", agent.log());
     let router_ready = started.elapsed();
 
-    let (vm1, p1) = lab.vm("vm1", &net1, &sub1).await;
-    let (vm2, _p2) = lab.vm("vm2", &net2, &sub2).await;
-    let (vm3, _p3) = lab.vm("vm3", &net1, &sub1).await;
+    let (vm1, p1) = lab.vm("vm1", 2, &net1, &sub1).await;
+    let (vm2, _p2) = lab.vm("vm2", 2, &net2, &sub2).await;
+    let (vm3, p3) = lab.vm("vm3", 2, &net1, &sub1).await;
     let vm1_ip = vm1.ip().unwrap().to_string();
     let vm2_ip = vm2.ip().unwrap().to_string();
     let _srv_vm1 = whoami_server(&vm1.netns, 8080);
@@ -71,7 +68,7 @@ async fn router_routing_snat_floating_ips_hairpin_extra_routes() {
         assert!(links.contains(&dev), "{dev} in {links}");
         assert!(links.contains(p["mac_address"].as_str().unwrap()), "MAC of {dev} in {links}");
         let iface =
-            lab.host.ovsdb().find_interface(&format!("tap{}", &pid[..11])).await.unwrap().expect("tap on br-int");
+            lab.host().ovsdb().find_interface(&format!("tap{}", &pid[..11])).await.unwrap().expect("tap on br-int");
         assert_eq!(iface.iface_id(), Some(pid));
     }
     let routes = ns.exec(&["ip", "route"]).await.unwrap().stdout;
@@ -131,6 +128,9 @@ async fn router_routing_snat_floating_ips_hairpin_extra_routes() {
     // Extra routes: 10.99.0.0/24 lives behind vm3.
     let vm3_ip = vm3.ip().unwrap().to_string();
     vm3.exec(&["ip", "addr", "add", "10.99.0.1/32", "dev", "lo"]).await.unwrap();
+    // vm3 answers for 10.99.0.0/24: its port security must allow that source.
+    let pairs = json!({"port": {"allowed_address_pairs": [{"ip_address": "10.99.0.0/24"}]}});
+    lab.admin.put(&format!("ports/{}", id(&p3)), pairs).await.expect(200);
     assert!(!vm2.ping("10.99.0.1", 1).await.unwrap());
     let routes = json!({"router": {"routes": [{"destination": "10.99.0.0/24", "nexthop": vm3_ip}]}});
     lab.demo.put(&format!("routers/{rid}/add_extraroutes"), routes.clone()).await.expect(200);
@@ -166,7 +166,7 @@ async fn router_routing_snat_floating_ips_hairpin_extra_routes() {
     assert!(l3::common_eventually(T, || async { !ns.exists() }).await, "a down router is removed");
     assert!(wait_fip_status(&lab, &fip_id, "DOWN").await, "its floating IPs go DOWN");
     lab.demo.put(&format!("routers/{rid}"), json!({"router": {"admin_state_up": true}})).await.expect(200);
-    assert!(lab.wire_router(&rid).await, "router back:\n{}", agent.log());
+    assert!(lab.router_active(&rid).await, "router back:\n{}", agent.log());
     assert!(wait_fip_status(&lab, &fip_id, "ACTIVE").await);
     assert!(l3::common_eventually(T, || ping1(lab.outside.netns(), &fip_ip)).await, "floating IP answers again");
 
@@ -191,7 +191,7 @@ async fn router_routing_snat_floating_ips_hairpin_extra_routes() {
     lab.demo.delete(&format!("routers/{rid}")).await.expect(204);
     assert!(l3::common_eventually(T, || async { !ns.exists() }).await, "namespace removed:\n{}", agent.log());
     let left: Vec<String> = lab
-        .host
+        .host()
         .ovsdb()
         .list_interfaces()
         .await
@@ -208,16 +208,13 @@ async fn router_routing_snat_floating_ips_hairpin_extra_routes() {
         router_ready, fip_reach, fip_active
     );
     drop(agent);
-    bus.close().await;
-    drop(lab);
+    lab.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_restart_converges_and_keeps_established_connections() {
     require_lab!();
-    let mut lab = Lab::start().await;
-    let bus = lab.bus().await;
-    lab.register_l2_standin(&bus).await;
+    let lab = Lab::start(1).await;
     let agent = lab.start_agent();
     assert!(lab.wait_agent_alive(T).await, "agent alive:\n{}", agent.log());
     let (net1, sub1) = lab.tenant_net("net1", "10.1.0.0/24").await;
@@ -226,9 +223,9 @@ async fn agent_restart_converges_and_keeps_established_connections() {
     let r2 = lab.router("r2", &[&sub2]).await;
     let (r1_id, r2_id) = (id(&r1), id(&r2));
     for r in [&r1_id, &r2_id] {
-        assert!(lab.wire_router(r).await, "router {r} plugged:\n{}", agent.log());
+        assert!(lab.router_active(r).await, "router {r} plugged:\n{}", agent.log());
     }
-    let (vm1, p1) = lab.vm("vm1", &net1, &sub1).await;
+    let (vm1, p1) = lab.vm("vm1", 1, &net1, &sub1).await;
     let fip = lab
         .demo
         .post("floatingips", json!({"floatingip": {"floating_network_id": lab.public["id"], "port_id": p1["id"]}}))
@@ -299,17 +296,15 @@ async fn agent_restart_converges_and_keeps_established_connections() {
         "FIGURES: agent restart to converged (1 router kept, 1 stale router, 1 orphan namespace): {converge_time:?}"
     );
     drop(agent);
-    bus.close().await;
-    drop(lab);
+    lab.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_sync_of_many_routers_in_process() {
     require_lab!();
     let n: usize = std::env::var("NEUTRINO_L3_ROUTERS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
-    let mut lab = Lab::start().await;
-    let bus = lab.bus().await;
-    lab.register_l2_standin(&bus).await;
+    let lab = Lab::start(1).await;
+    let bus = lab.bus.clone();
     // The agent registers first so routers are scheduled at creation...
     let agent = neutrino_agent::l3::L3Agent::start(lab.agent_config(), bus.clone()).await.expect("agent starts");
     assert!(lab.wait_agent_alive(T).await);
@@ -334,14 +329,9 @@ async fn full_sync_of_many_routers_in_process() {
     agent.resync();
     assert!(agent.wait_full_syncs(2, Duration::from_secs(60)).await);
     let second = agent.stats();
-    let mut ports = BTreeMap::new();
     for r in &ids {
-        for p in lab.admin.get(&format!("ports?device_id={r}")).await.expect(200)["ports"].as_array().unwrap() {
-            ports.insert(id(p), p["network_id"].as_str().unwrap().to_string());
-        }
+        assert!(lab.router_active(r).await, "every router port wired");
     }
-    let host = &lab.host;
-    assert!(lab.l2.wire(host, &ports, T).await, "every router port on br-int");
     eprintln!(
         "FIGURES: full sync of {n} routers (gateway + 1 interface each) from scratch: {:?} (agent start to done: \
          {wall:?}); no-op full resync: {:?}",
@@ -349,6 +339,6 @@ async fn full_sync_of_many_routers_in_process() {
         second.last_full_sync.unwrap()
     );
     agent.stop().await;
-    bus.close().await;
-    drop(lab);
+    drop(bus);
+    lab.shutdown().await;
 }

@@ -1,23 +1,22 @@
 //! Helpers of the L3 dataplane tests: a lab made of a real server (`neutrino
-//! up` on a per-test RabbitMQ vhost), a simulated network node `compute1`
-//! (namespace + private OVS, userspace datapath) with the external flat
-//! network on physnet `public`, the outside world (a namespace on that
+//! up` on a per-test RabbitMQ vhost), simulated hypervisors (namespace +
+//! private OVS, userspace datapath) each with its real L2 agent (a task of
+//! the test on the same bus), the network node `compute1` with the external
+//! flat network on physnet `public`, the outside world (a namespace on that
 //! physnet holding 203.0.113.1), the L3 agent (`neutrino agent l3` as its
-//! own process, or in-process), VMs, and a STAND-IN for the L2 agent.
+//! own process, or in-process) and VMs.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use neutrino_agent::bridges::ProviderBridge;
+use neutrino_agent::l2::{L2AgentHandle, L2Config};
 use neutrino_agent::l3::outside::{OutsideWorld, PUBLIC_CIDR, PUBLIC_GATEWAY};
 use neutrino_agent::netns::Netns;
-use neutrino_agent::openflow::SyncScope;
-use neutrino_agent::pipeline::{self, LocalNet, Segment};
+use neutrino_agent::ovsdb::{DatapathType, TunnelType};
 use neutrino_agent::simhost::{SimConfig, SimHost, SimNet, SimVm, VmSpec};
-use neutrino_rpc::{CallContext, RpcClient, Target, Transport};
+use neutrino_rpc::Transport;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -29,8 +28,6 @@ pub const HOST: &str = "compute1";
 pub const PHYSNET: &str = "public";
 /// The provider bridge of `public`.
 pub const PHYS_BRIDGE: &str = "br-public";
-/// The cookie of the stand-in's flows.
-const COOKIE: u64 = 0x4e54_0000_0000_0003;
 
 /// Why these tests cannot run here, if so (they then skip).
 pub fn unavailable() -> Option<String> {
@@ -107,90 +104,39 @@ impl Drop for AgentProcess {
     }
 }
 
-/// STAND-IN for the L2 agent (until crates/neutrino-agent/src/l2 lands on
-/// main): one local VLAN per network on br-int, the flat external network
-/// through br-public, router and VM ports tagged by network. Only what the
-/// L3 tests need; everything on the one host.
-pub struct StandinL2 {
-    lvids: BTreeMap<String, u16>,
-    bridge: ProviderBridge,
-}
-
-impl StandinL2 {
-    /// Local VLAN of a network (assigned on first use).
-    pub fn lvid(&mut self, net: &str) -> u16 {
-        let n = self.lvids.len() as u16 + 1;
-        *self.lvids.entry(net.to_string()).or_insert(n)
-    }
-
-    /// Installs the flows of br-int and br-public for the known networks;
-    /// `external` is the network id of `public`.
-    pub async fn flows(&self, host: &SimHost, external: &str) {
-        let nets: Vec<LocalNet> = self
-            .lvids
-            .iter()
-            .map(|(id, l)| LocalNet {
-                lvid: *l,
-                segment: if id == external {
-                    Segment::Flat { physnet: PHYSNET.into() }
-                } else {
-                    Segment::Tunnel { kind: neutrino_agent::ovsdb::TunnelType::Vxlan, segid: u32::from(*l) }
-                },
-            })
-            .collect();
-        let mut phys = BTreeMap::new();
-        phys.insert(PHYSNET.to_string(), self.bridge.int_ofport);
-        let int = pipeline::int_bridge_flows(COOKIE, &nets, &phys);
-        host.ofctl("br-int").sync(&int, SyncScope::Cookie(COOKIE)).await.expect("br-int flows");
-        let pf = pipeline::phys_bridge_flows(COOKIE, PHYSNET, self.bridge.phy_ofport, &nets);
-        host.ofctl(PHYS_BRIDGE).sync(&pf, SyncScope::Cookie(COOKIE)).await.expect("br-public flows");
-    }
-
-    /// Tags the OVS ports of the given Neutron ports (port id → network id)
-    /// once they exist; returns false if some did not appear in time.
-    pub async fn wire(&mut self, host: &SimHost, ports: &BTreeMap<String, String>, t: Duration) -> bool {
-        let deadline = Instant::now() + t;
-        let mut done = std::collections::BTreeSet::new();
-        while Instant::now() < deadline {
-            for i in host.ovsdb().list_interfaces().await.expect("interfaces") {
-                let Some(id) = i.iface_id() else { continue };
-                if done.contains(id) {
-                    continue;
-                }
-                if let Some(net) = ports.get(id) {
-                    let tag = self.lvid(net);
-                    if host.ovsdb().set_port_tag(&i.name, Some(tag)).await.is_ok() {
-                        done.insert(id.to_string());
-                    }
-                }
-            }
-            if done.len() == ports.len() {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        false
-    }
-}
-
 /// Everything one L3 test runs against.
-/// Fields drop in order: the server before its vhost, the simulation last.
+/// Fields drop in order: the L2 agents, the server before its vhost, the
+/// simulation last.
 pub struct Lab {
+    pub l2: Vec<L2AgentHandle>,
+    pub bus: Arc<dyn Transport>,
     pub server: Server,
     pub vhost: RabbitVhost,
     pub outside: OutsideWorld,
-    pub host: SimHost,
+    /// `compute1` (the network node) first.
+    pub hosts: Vec<SimHost>,
     pub sim: SimNet,
     pub admin: Client,
     pub demo: Client,
     pub public: Value,
-    pub l2: StandinL2,
     pub dir: common::tempdir::Dir,
 }
 
+/// The L2 agent configuration of a simulated host (as `neutrino up --sim-hosts`).
+fn l2_config(h: &SimHost) -> L2Config {
+    let mut cfg = L2Config::new(h.name()).with_ovsdb(h.endpoint());
+    cfg.datapath_type = DatapathType::Netdev;
+    cfg.local_ip = Some(h.underlay_ip());
+    cfg.tunnel_types = vec![TunnelType::Vxlan];
+    cfg.bridge_mappings.insert(PHYSNET.into(), PHYS_BRIDGE.into());
+    cfg.report_interval = Duration::from_secs(2);
+    cfg
+}
+
 impl Lab {
-    /// Builds the lab (no L3 agent yet).
-    pub async fn start() -> Lab {
+    /// Builds the lab with hosts `compute1` (network node) .. `compute<n>`,
+    /// their L2 agents, the server and the outside world (no L3 agent yet).
+    pub async fn start(n: usize) -> Lab {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_env("NEUTRINO_TEST_LOG")
@@ -199,20 +145,22 @@ impl Lab {
             .with_test_writer()
             .try_init();
         let sim = SimNet::new(SimConfig::new()).await.expect("simulation");
-        let host = sim.add_host(HOST).await.expect("network node");
-        host.layout().ensure_int_bridge(host.ovsdb()).await.expect("br-int");
-        let nic = sim.connect_physnet(&host, PHYSNET).await.expect("physnet");
-        let bridge = host
-            .layout()
-            .ensure_provider_bridge(host.ovsdb(), PHYSNET, PHYS_BRIDGE, Some(&nic))
-            .await
-            .expect("br-public");
+        let mut hosts = Vec::new();
+        for i in 1..=n.max(1) {
+            let h = sim.add_host(&format!("compute{i}")).await.expect("host");
+            let nic = sim.connect_physnet(&h, PHYSNET).await.expect("physnet");
+            h.layout().ensure_provider_bridge(h.ovsdb(), PHYSNET, PHYS_BRIDGE, Some(&nic)).await.expect("br-public");
+            hosts.push(h);
+        }
         let outside =
             OutsideWorld::attach(&sim, PHYSNET, &format!("{}outside", sim.prefix()), &format!("{PUBLIC_GATEWAY}/24"))
                 .await
                 .expect("outside world");
         let vhost = RabbitVhost::create();
         let server = Server::start_up(&["--transport-url", &vhost.url()]).await;
+        let bus = neutrino_rpc::connect(&vhost.url()).expect("bus");
+        bus.wait_connected(Duration::from_secs(10)).await.expect("broker reachable");
+        let l2: Vec<L2AgentHandle> = hosts.iter().map(|h| L2AgentHandle::spawn(l2_config(h), bus.clone())).collect();
         let admin = server.admin();
         let demo = server.member("demo");
         // The external network, as `neutrino up --sim-hosts` provides it.
@@ -233,10 +181,52 @@ impl Lab {
             )
             .await
             .expect(201);
-        let mut l2 = StandinL2 { lvids: BTreeMap::new(), bridge };
-        l2.lvid(public["id"].as_str().unwrap());
-        l2.flows(&host, public["id"].as_str().unwrap()).await;
-        Lab { server, vhost, outside, host, sim, admin, demo, public, l2, dir: common::tempdir::Dir::new() }
+        let lab =
+            Lab { l2, bus, server, vhost, outside, hosts, sim, admin, demo, public, dir: common::tempdir::Dir::new() };
+        assert!(
+            common_eventually(Duration::from_secs(20), || async {
+                let a = lab.admin.get("agents?agent_type=Open%20vSwitch%20agent").await.expect(200);
+                a["agents"].as_array().is_some_and(|l| l.len() == n.max(1) && l.iter().all(|x| x["alive"] == true))
+            })
+            .await,
+            "the L2 agents register"
+        );
+        lab.open_security_group().await;
+        lab
+    }
+
+    /// The network node.
+    pub fn host(&self) -> &SimHost {
+        &self.hosts[0]
+    }
+
+    /// Lets ICMP and TCP in to demo's VMs (the default group only admits its members).
+    async fn open_security_group(&self) {
+        let sgs = self.demo.get("security-groups?name=default").await.expect(200)["security_groups"].clone();
+        let sg = match sgs.as_array().and_then(|a| a.first()) {
+            Some(sg) => sg["id"].clone(),
+            None => self.demo.post("security-groups", json!({"security_group": {"name": "default"}})).await.expect(201)
+                ["security_group"]["id"]
+                .clone(),
+        };
+        for proto in ["icmp", "tcp"] {
+            self.demo
+                .post(
+                    "security-group-rules",
+                    json!({"security_group_rule": {"security_group_id": sg, "direction": "ingress",
+                        "ethertype": "IPv4", "protocol": proto, "remote_ip_prefix": "0.0.0.0/0"}}),
+                )
+                .await
+                .expect(201);
+        }
+    }
+
+    /// Stops the in-process agents and closes the test's bus connection.
+    pub async fn shutdown(mut self) {
+        for a in self.l2.drain(..) {
+            let _ = a.stop().await;
+        }
+        self.bus.close().await;
     }
 
     /// The agent's l3_agent.ini for this lab.
@@ -245,8 +235,8 @@ impl Lab {
             "[DEFAULT]\ninterface_driver = openvswitch\nexternal_network_bridge =\nsend_arp_for_ha = 1\n\
              [ovs]\novsdb_connection = {}\n[agent]\nreport_interval = 2\n\
              [neutrino]\novs_netns = {}\nnamespace_prefix = {}\n",
-            self.host.endpoint(),
-            self.host.netns().name(),
+            self.host().endpoint(),
+            self.host().netns().name(),
             self.sim.prefix()
         )
     }
@@ -258,31 +248,10 @@ impl Lab {
 
     /// The L3 agent's config for running it in-process.
     pub fn agent_config(&self) -> neutrino_agent::l3::L3Config {
-        let mut c = neutrino_agent::l3::L3Config::for_sim_host(&self.host, self.sim.prefix());
+        let mut c = neutrino_agent::l3::L3Config::for_sim_host(self.host(), self.sim.prefix());
         c.send_arp_for_ha = 1;
         c.report_interval = Duration::from_secs(2);
         c
-    }
-
-    /// A bus client on the lab's vhost.
-    pub async fn bus(&self) -> Arc<dyn Transport> {
-        let bus = neutrino_rpc::connect(&self.vhost.url()).expect("bus");
-        bus.wait_connected(Duration::from_secs(10)).await.expect("broker reachable");
-        bus
-    }
-
-    /// Registers compute1's (stand-in) L2 agent so ports bind there.
-    pub async fn register_l2_standin(&self, bus: &Arc<dyn Transport>) {
-        RpcClient::new(bus.clone(), Target::topic("q-reports-plugin"))
-            .call(
-                &CallContext::admin(),
-                "report_state",
-                json!({"agent_state": {"agent_type": "Open vSwitch agent", "binary": "l3-test-standin", "host": HOST,
-                    "topic": "N/A", "start_flag": true, "configurations": {"bridge_mappings": {PHYSNET: PHYS_BRIDGE},
-                    "tunnel_types": ["vxlan"], "tunneling_ip": self.host.underlay_ip().to_string(), "datapath_type": "netdev"}}}),
-            )
-            .await
-            .expect("report_state");
     }
 
     /// Closes every connection of the lab's vhost (the server's and the
@@ -311,11 +280,9 @@ impl Lab {
     }
 
     /// Creates a tenant network with one subnet; returns (network, subnet).
-    pub async fn tenant_net(&mut self, name: &str, cidr: &str) -> (Value, Value) {
+    pub async fn tenant_net(&self, name: &str, cidr: &str) -> (Value, Value) {
         let net = self.demo.network(name).await;
         let sub = self.demo.subnet(&net, cidr).await;
-        self.l2.lvid(net["id"].as_str().unwrap());
-        self.l2.flows(&self.host, self.public["id"].as_str().unwrap()).await;
         (net, sub)
     }
 
@@ -347,32 +314,49 @@ impl Lab {
         router["external_gateway_info"]["external_fixed_ips"][0]["ip_address"].as_str().unwrap().to_string()
     }
 
-    /// Stand-in L2: tags the router's ports once the agent plugged them.
-    pub async fn wire_router(&mut self, router_id: &str) -> bool {
-        let ports = self.admin.get(&format!("ports?device_id={router_id}")).await.expect(200)["ports"].clone();
-        let map: BTreeMap<String, String> = ports
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| (p["id"].as_str().unwrap().to_string(), p["network_id"].as_str().unwrap().to_string()))
-            .collect();
-        let host = &self.host;
-        self.l2.wire(host, &map, Duration::from_secs(20)).await
+    /// Waits until every port of the router is ACTIVE: plugged by the L3
+    /// agent, wired by the host's L2 agent.
+    pub async fn router_active(&self, router_id: &str) -> bool {
+        common_eventually(Duration::from_secs(20), || async {
+            let ports = self.admin.get(&format!("ports?device_id={router_id}")).await.expect(200)["ports"].clone();
+            ports.as_array().is_some_and(|l| !l.is_empty() && l.iter().all(|p| p["status"] == "ACTIVE"))
+        })
+        .await
     }
 
-    /// A VM on `net` (a Neutron port is created for it), default route via `.1`.
-    pub async fn vm(&mut self, name: &str, net: &Value, sub: &Value) -> (SimVm, Value) {
-        let port = self.demo.port(net).await;
+    /// A VM of project demo on `net`, on host `compute<host>`: its port is
+    /// bound there, plugged like Nova does, wired by that host's L2 agent
+    /// (waits for ACTIVE); default route via the subnet's gateway.
+    pub async fn vm(&self, name: &str, host: usize, net: &Value, sub: &Value) -> (SimVm, Value) {
+        let h = &self.hosts[host - 1];
+        let port = self
+            .admin
+            .post(
+                "ports",
+                json!({"port": {"network_id": net["id"], "project_id": "demo", "device_owner": "compute:nova",
+                    "binding:host_id": h.name(), "name": name}}),
+            )
+            .await
+            .expect(201)["port"]
+            .clone();
+        assert_eq!(port["binding:vif_type"], "ovs", "bound to {}", h.name());
         let ip = port["fixed_ips"][0]["ip_address"].as_str().unwrap().to_string();
         let len = sub["cidr"].as_str().unwrap().split('/').nth(1).unwrap().to_string();
-        let tag = self.l2.lvid(net["id"].as_str().unwrap());
         let spec = VmSpec::new(name, port["mac_address"].as_str().unwrap())
             .port_id(port["id"].as_str().unwrap())
             .cidr(&format!("{ip}/{len}"))
             .gateway(sub["gateway_ip"].as_str().unwrap())
-            .mtu(u32::try_from(net["mtu"].as_i64().unwrap_or(1450)).unwrap())
-            .tag(tag);
-        (self.host.add_vm(&spec).await.expect("vm"), port)
+            .mtu(u32::try_from(net["mtu"].as_i64().unwrap_or(1450)).unwrap());
+        let vm = h.add_vm(&spec).await.expect("vm");
+        let pid = port["id"].as_str().unwrap().to_string();
+        assert!(
+            common_eventually(Duration::from_secs(20), || async {
+                self.admin.get(&format!("ports/{pid}")).await.expect(200)["port"]["status"] == "ACTIVE"
+            })
+            .await,
+            "VM port {name} wired by the L2 agent"
+        );
+        (vm, port)
     }
 }
 
