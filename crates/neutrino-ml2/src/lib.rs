@@ -147,17 +147,55 @@ impl Core {
         Ok(())
     }
 
-    /// Takes quota for `n` new resources of a project (resources without a
-    /// project, such as router gateway ports, are not counted).
-    pub async fn quota_take(&self, tx: &mut Tx, project: &str, resource: &str, n: i64) -> Result<()> {
+    /// The table whose rows a quota resource counts.
+    pub fn quota_table(resource: &str) -> Option<&'static Table> {
+        use neutrino_store::schema::*;
+        Some(match resource {
+            "network" => &NETWORKS,
+            "subnet" => &SUBNETS,
+            "port" => &PORTS,
+            "router" => &ROUTERS,
+            "floatingip" => &FLOATINGIPS,
+            "security_group" => &SECURITY_GROUPS,
+            "security_group_rule" => &SECURITY_GROUP_RULES,
+            "subnetpool" => &SUBNETPOOLS,
+            _ => return None,
+        })
+    }
+
+    /// First half of taking quota, early in a transaction: the effective
+    /// limit, with the usage counter initialised when the limit is finite.
+    pub async fn quota_prepare(&self, tx: &mut Tx, project: &str, resource: &str) -> Result<i64> {
         if project.is_empty() {
-            return Ok(());
+            return Ok(-1);
         }
         let limit = self.quota_limit(tx, project, resource).await?;
+        if limit >= 0 {
+            if let Some(t) = Self::quota_table(resource) {
+                tx.usage_init(project, resource, t).await?;
+            }
+        }
+        Ok(limit)
+    }
+
+    /// Second half, as late as possible: takes `n` units within `limit`.
+    /// Unlimited resources keep no counter, so they contend on nothing.
+    pub async fn quota_take_prepared(&self, tx: &mut Tx, project: &str, resource: &str, n: i64, limit: i64) -> Result<()> {
+        if limit < 0 || project.is_empty() {
+            return Ok(());
+        }
         if !tx.usage_take(project, resource, n, limit).await? {
             return Err(Ml2Error::OverQuota(resource.to_string()));
         }
         Ok(())
+    }
+
+    /// Takes quota for `n` new resources of a project, before they are
+    /// inserted (resources without a project, such as router gateway ports,
+    /// are not counted).
+    pub async fn quota_take(&self, tx: &mut Tx, project: &str, resource: &str, n: i64) -> Result<()> {
+        let limit = self.quota_prepare(tx, project, resource).await?;
+        self.quota_take_prepared(tx, project, resource, n, limit).await
     }
 
     /// The effective limit of a project for a resource.

@@ -446,6 +446,7 @@ impl Ports {
             .and_then(Value::as_bool)
             .unwrap_or_else(|| network.get("port_security_enabled").and_then(Value::as_bool).unwrap_or(true));
         let sgs = self.security_groups(ctx, tx, out, &req, &project, port_security).await?;
+        let port_limit = core.quota_prepare(tx, &project, "port").await?;
         let given_mac = req.get("mac_address").and_then(Value::as_str).map(String::from);
         let mut mac = given_mac.clone().unwrap_or_else(|| random_mac(core));
         let aap =
@@ -522,7 +523,7 @@ impl Ports {
                 return Err(Ml2Error::MacAddressInUse { net: net_id, mac });
             }
         }
-        core.quota_take(tx, &project, "port", 1).await?;
+        core.quota_take_prepared(tx, &project, "port", 1, port_limit).await?;
         out.push("port", Action::Create, &doc);
         Ok(doc)
     }

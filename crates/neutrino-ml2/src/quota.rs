@@ -17,6 +17,18 @@ use crate::Core;
 pub struct Quotas(pub Arc<Core>);
 
 impl Quotas {
+    /// What a project uses, counted from the resources themselves.
+    async fn usage(&self, project: &str) -> Result<BTreeMap<String, i64>, Fault> {
+        let mut out = BTreeMap::new();
+        for (r, _) in neutrino_lib::defs::quota::DEFAULTS {
+            if let Some(t) = Core::quota_table(r) {
+                let n = self.0.store.count(t, &[("project_id", vec![project.to_string()])]).await.map_err(Ml2Error::from)?;
+                out.insert(r.to_string(), n);
+            }
+        }
+        Ok(out)
+    }
+
     async fn limits(&self, project: &str) -> Result<BTreeMap<String, i64>, Fault> {
         let mut out = self.0.cfg.quota_defaults.clone();
         for (r, l) in self.0.store.quota_limits(project).await.map_err(Ml2Error::from)? {
@@ -85,14 +97,23 @@ impl ResourcePlugin for Quotas {
                 ));
             }
             tx.quota_set(id, k, limit).await.map_err(Ml2Error::from)?;
+            if let Some(t) = Core::quota_table(k) {
+                // Counters are only kept under finite limits: recount now.
+                let n = tx.count(t, &[("project_id", vec![id.to_string()])]).await.map_err(Ml2Error::from)?;
+                tx.usage_set(id, k, n).await.map_err(Ml2Error::from)?;
+            }
         }
         tx.commit().await.map_err(Ml2Error::from)?;
         self.show(id).await
     }
 
     async fn delete(&self, _ctx: &Context, id: &str, _if_match: Option<i64>) -> Result<(), Fault> {
+        let usage = self.usage(id).await?;
         let mut tx = self.0.store.begin().await.map_err(Ml2Error::from)?;
         tx.quota_reset(id).await.map_err(Ml2Error::from)?;
+        for (r, n) in usage {
+            tx.usage_set(id, &r, n).await.map_err(Ml2Error::from)?;
+        }
         tx.commit().await.map_err(Ml2Error::from)?;
         Ok(())
     }

@@ -8,38 +8,53 @@
 use sqlx::Row;
 
 use crate::tx::Tx;
-use crate::{Result, Store};
+use crate::{Result, Store, Table};
 
 impl Tx {
+    /// Makes sure the usage counter of (project, resource) exists, starting
+    /// from the number of the project's rows in `table` (the counter is only
+    /// kept while the limit is finite). Does not lock an existing counter.
+    pub async fn usage_init(&mut self, project: &str, resource: &str, table: &Table) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO quota_usages (project_id, resource, in_use) SELECT $1, $2, (SELECT COUNT(*) FROM {} WHERE project_id = $1) WHERE NOT EXISTS (SELECT 1 FROM quota_usages WHERE project_id = $1 AND resource = $2) ON CONFLICT DO NOTHING",
+            table.name
+        );
+        sqlx::query(&sql).bind(project).bind(resource).execute(&mut *self.inner).await?;
+        Ok(())
+    }
+
     /// Takes `n` units of `resource` for `project` if that stays within
-    /// `limit` (-1: unlimited). Returns `false` when over quota.
+    /// `limit`. Returns `false` when over quota. One conditional UPDATE: two
+    /// concurrent creates can never both take the last unit. Call
+    /// [`Tx::usage_init`] first, and this as late as possible in the
+    /// transaction (the counter row stays locked until commit).
     pub async fn usage_take(&mut self, project: &str, resource: &str, n: i64, limit: i64) -> Result<bool> {
-        sqlx::query(
-            "INSERT INTO quota_usages (project_id, resource, in_use) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING",
+        let r = sqlx::query(
+            "UPDATE quota_usages SET in_use = in_use + $3 WHERE project_id = $1 AND resource = $2 AND in_use + $3 <= $4",
         )
         .bind(project)
         .bind(resource)
+        .bind(n)
+        .bind(limit)
         .execute(&mut *self.inner)
         .await?;
-        let r = if limit < 0 {
-            sqlx::query("UPDATE quota_usages SET in_use = in_use + $3 WHERE project_id = $1 AND resource = $2")
-                .bind(project)
-                .bind(resource)
-                .bind(n)
-                .execute(&mut *self.inner)
-                .await?
-        } else {
-            sqlx::query(
-                "UPDATE quota_usages SET in_use = in_use + $3 WHERE project_id = $1 AND resource = $2 AND in_use + $3 <= $4",
-            )
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Sets a usage counter (when a limit becomes finite: recount).
+    pub async fn usage_set(&mut self, project: &str, resource: &str, in_use: i64) -> Result<()> {
+        sqlx::query("DELETE FROM quota_usages WHERE project_id = $1 AND resource = $2")
             .bind(project)
             .bind(resource)
-            .bind(n)
-            .bind(limit)
             .execute(&mut *self.inner)
-            .await?
-        };
-        Ok(r.rows_affected() == 1)
+            .await?;
+        sqlx::query("INSERT INTO quota_usages (project_id, resource, in_use) VALUES ($1, $2, $3)")
+            .bind(project)
+            .bind(resource)
+            .bind(in_use)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
     }
 
     /// Gives back `n` units.

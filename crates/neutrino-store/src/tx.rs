@@ -199,8 +199,15 @@ pub(crate) async fn list_rows(
     for a in args {
         q = q.bind(a);
     }
-    let rows = q.fetch_all(conn).await?;
-    rows.iter().map(|r| parse(t, r)).collect()
+    // Parse row by row as they arrive: the raw text of a large listing is
+    // never held in full beside its parsed form.
+    use futures::TryStreamExt;
+    let mut rows = q.fetch(conn);
+    let mut out = vec![];
+    while let Some(row) = rows.try_next().await? {
+        out.push(parse(t, &row)?);
+    }
+    Ok(out)
 }
 
 pub(crate) async fn count_rows(
