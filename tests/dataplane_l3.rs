@@ -226,6 +226,8 @@ async fn agent_restart_converges_and_keeps_established_connections() {
         assert!(lab.router_active(r).await, "router {r} plugged:\n{}", agent.log());
     }
     let (vm1, p1) = lab.vm("vm1", 1, &net1, &sub1).await;
+    // The outside learns floating IPs from gratuitous ARP (it accepts them).
+    lab.outside.netns().exec(&["sysctl", "-qw", "net.ipv4.conf.eth0.arp_accept=1"]).await.unwrap();
     let fip = lab
         .demo
         .post("floatingips", json!({"floatingip": {"floating_network_id": lab.public["id"], "port_id": p1["id"]}}))
@@ -234,6 +236,19 @@ async fn agent_restart_converges_and_keeps_established_connections() {
         .clone();
     let fip_ip = fip["floating_ip_address"].as_str().unwrap().to_string();
     assert!(wait_fip_status(&lab, &id(&fip), "ACTIVE").await, "floating IP active:\n{}", agent.log());
+    let gw_port =
+        lab.admin.get(&format!("ports?device_id={r1_id}&device_owner=network:router_gateway")).await.expect(200)
+            ["ports"][0]
+            .clone();
+    let qg_mac_addr = gw_port["mac_address"].as_str().unwrap().to_string();
+    assert!(
+        l3::common_eventually(Duration::from_secs(5), || async {
+            let n = lab.outside.netns().exec(&["ip", "neigh", "show", &fip_ip]).await.unwrap().stdout;
+            n.contains(&qg_mac_addr)
+        })
+        .await,
+        "gratuitous ARP announced {fip_ip} at the gateway's MAC {qg_mac_addr} before any traffic"
+    );
     let _echo = l3::echo_server(&vm1.netns, 9000);
     let _srv_out = whoami_server(lab.outside.netns(), 8080);
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -144,6 +144,40 @@ impl L3Config {
         Ok(c)
     }
 
+    /// The configuration as an `l3_agent.ini` that [`L3Config::from_ini`]
+    /// reads back (for supervisors starting `neutrino agent l3` processes);
+    /// with `transport_url` in `[DEFAULT]` when given.
+    pub fn to_ini(&self, transport_url: Option<&str>) -> String {
+        let mut s = String::from("# written by neutrino\n[DEFAULT]\n");
+        s.push_str(&format!("host = {}\n", self.host));
+        if let Some(u) = transport_url {
+            s.push_str(&format!("transport_url = {u}\n"));
+        }
+        s.push_str("agent_mode = legacy\ninterface_driver = openvswitch\nexternal_network_bridge =\n");
+        s.push_str(&format!("handle_internal_only_routers = {}\n", self.handle_internal_only_routers));
+        s.push_str(&format!("send_arp_for_ha = {}\n", self.send_arp_for_ha));
+        s.push_str(&format!(
+            "periodic_interval = {}\n",
+            self.full_sync_interval.map(|d| d.as_secs_f64()).unwrap_or(0.0)
+        ));
+        s.push_str(&format!("rpc_response_timeout = {}\n", self.rpc_timeout.as_secs_f64()));
+        s.push_str(&format!(
+            "\n[ovs]\nintegration_bridge = {}\novsdb_connection = {}\n",
+            self.integration_bridge, self.ovsdb
+        ));
+        s.push_str(&format!(
+            "\n[agent]\nreport_interval = {}\navailability_zone = {}\n",
+            self.report_interval.as_secs_f64(),
+            self.availability_zone
+        ));
+        s.push_str("\n[neutrino]\n");
+        if let Some(ns) = &self.ovs_netns {
+            s.push_str(&format!("ovs_netns = {ns}\n"));
+        }
+        s.push_str(&format!("namespace_prefix = {}\nsync_workers = {}\n", self.namespace_prefix, self.sync_workers));
+        s
+    }
+
     /// The namespace of a router: `<prefix>qrouter-<id>`.
     pub fn router_namespace(&self, router_id: &str) -> String {
         format!("{}{}{router_id}", self.namespace_prefix, NS_PREFIX)
@@ -181,6 +215,27 @@ mod tests {
         assert_eq!(c.router_of_namespace("qrouter-r1"), None);
         let c = L3Config::from_ini(&ini, Some("cli"), "fallback").unwrap();
         assert_eq!(c.host, "cli");
+    }
+
+    #[test]
+    fn round_trips_through_ini() {
+        let mut c = L3Config::new("net1");
+        c.ovs_netns = Some("nt1-compute1".into());
+        c.namespace_prefix = "nt1-".into();
+        c.full_sync_interval = None;
+        c.send_arp_for_ha = 1;
+        c.ovsdb = Endpoint::parse("unix:/tmp/x/db.sock").unwrap();
+        let text = c.to_ini(Some("rabbit://guest:guest@127.0.0.1:5672/v"));
+        let ini = Ini::parse(&text);
+        let back = L3Config::from_ini(&ini, None, "other").unwrap();
+        assert_eq!(back.host, "net1");
+        assert_eq!(back.ovs_netns, c.ovs_netns);
+        assert_eq!(back.namespace_prefix, "nt1-");
+        assert_eq!(back.full_sync_interval, None);
+        assert_eq!(back.send_arp_for_ha, 1);
+        assert_eq!(back.ovsdb, c.ovsdb);
+        assert_eq!(back.report_interval, c.report_interval);
+        assert_eq!(ini.get("DEFAULT", "transport_url"), Some("rabbit://guest:guest@127.0.0.1:5672/v"));
     }
 
     #[test]
