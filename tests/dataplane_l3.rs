@@ -325,6 +325,8 @@ async fn full_sync_of_many_routers_in_process() {
     assert!(lab.wait_agent_alive(T).await);
     agent.stop().await;
     // ...then stops while N routers (gateway + one interface each) are created.
+    let unlimited = json!({"quota": {"router": -1, "network": -1, "subnet": -1, "port": -1}});
+    lab.admin.put("quotas/demo", unlimited).await.expect(200);
     let mut ids = Vec::new();
     for i in 0..n {
         let (_net, sub) = lab.tenant_net(&format!("n{i}"), &format!("10.{}.{}.0/24", 100 + i / 200, i % 200)).await;
