@@ -1,11 +1,8 @@
 //! The DHCP agent in the dataplane: a real server over RabbitMQ, the agent
-//! as its own process (`neutrino agent dhcp`) for a simulated hypervisor,
-//! real dnsmasq in qdhcp namespaces, real OVS (netdev datapath), VMs asking
-//! with busybox udhcpc.
-//!
-//! Until the Open vSwitch L2 agent can be used here, a stand-in (see
-//! `dhcp_env::StandInL2`) registers the host's L2 agent and puts the DHCP
-//! device and the VMs on their network's local VLAN.
+//! as its own process (`neutrino agent dhcp`) for a simulated hypervisor
+//! whose Open vSwitch L2 agent wires the DHCP device and the VMs, real
+//! dnsmasq in qdhcp namespaces, real OVS (netdev datapath), VMs asking with
+//! busybox udhcpc and ISC dhclient.
 //!
 //! Figures are printed as `FIGURE ...` lines (`-- --nocapture`).
 
@@ -14,7 +11,7 @@ mod dhcp_env;
 
 use std::time::{Duration, Instant};
 
-use dhcp_env::{Env, HOST};
+use dhcp_env::{Env, L2Kind, HOST};
 use serde_json::{json, Value};
 
 macro_rules! require_dataplane {
@@ -41,7 +38,7 @@ fn first_ip(p: &Value) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dhcp_serves_vms_end_to_end() {
     require_dataplane!();
-    let mut env = Env::new(true).await;
+    let mut env = Env::new(L2Kind::Real).await;
     env.start_agent();
     let project = common::project();
     let (net, sub) = env
@@ -96,13 +93,15 @@ async fn dhcp_serves_vms_end_to_end() {
     let ns = vm1.output(&["busybox", "nslookup", &name, &dhcp_ip]).await.unwrap();
     assert!(ns.stdout.contains(&dhcp_ip), "nslookup {name}: {} {}", ns.stdout, ns.stderr);
 
-    // A MAC the server does not know gets nothing.
+    // A MAC the server does not know gets nothing: a VM on a port without
+    // port security (so L2 lets any MAC through) using another MAC.
     let stranger_mac = "fa:16:3e:de:ad:01";
-    let vlan = env.tag_of(&tap).await;
-    let vm2 = env.vm_with_mac("vm2", stranger_mac, vlan).await;
+    let open = env.port(&project, &net, json!({"port_security_enabled": false})).await;
+    let vm2 = env.vm_with_mac("vm2", &open, stranger_mac).await;
+    env.wait_port_status(&id(&open), "ACTIVE", Duration::from_secs(20)).await;
     assert!(env.udhcpc(&vm2, 2).await.is_none(), "an unknown MAC got a lease");
 
-    // Its port appears: served within a second, by the same dnsmasq.
+    // A port with that MAC appears: served within a second, by the same dnsmasq.
     let t0 = Instant::now();
     let p2 = env.port(&project, &net, json!({"mac_address": stranger_mac})).await;
     let api = t0.elapsed();
@@ -154,7 +153,7 @@ async fn dhcp_serves_vms_end_to_end() {
     assert_eq!(c["dhcp_driver"], "dnsmasq");
     assert_eq!(c["networks"], 1);
     assert_eq!(c["subnets"], 1);
-    assert_eq!(c["ports"], 3, "{c}");
+    assert_eq!(c["ports"], 4, "{c}");
 
     // dnsmasq dies: the agent starts another one.
     assert!(std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap().success());
@@ -165,7 +164,7 @@ async fn dhcp_serves_vms_end_to_end() {
     assert_eq!(env.udhcpc(&vm1, 3).await.expect("lease from the new dnsmasq").get("ip"), first_ip(&p1));
 
     // Removing the network removes its DHCP server.
-    for p in [&p1, &p2] {
+    for p in [&p1, &p2, &open] {
         admin.delete(&format!("ports/{}", id(p))).await.expect(204);
     }
     admin.delete(&format!("networks/{net_id}")).await.expect(204);
@@ -184,7 +183,7 @@ async fn dhcp_serves_vms_end_to_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dhcp_agent_restart_resyncs() {
     require_dataplane!();
-    let mut env = Env::new(true).await;
+    let mut env = Env::new(L2Kind::Real).await;
     env.start_agent();
     let project = common::project();
     let (n1, _) = env.network(&project, "n1", json!({"cidr": "10.20.0.0/24"})).await;
@@ -250,9 +249,6 @@ async fn dhcp_agent_restart_resyncs() {
         env.agent.as_ref().unwrap().resyncs() > before
     })
     .await;
-    let mac = "fa:16:3e:be:ef:02";
-    let vlan = env.tag_of(&format!("tap{}", &id(&env.dhcp_port(&id1).await.unwrap())[..11])).await;
-    let vm2 = env.vm_with_mac("vm2", mac, vlan).await;
     // The server's own connection comes back too; retry the create until then.
     let mut p2 = Value::Null;
     for _ in 0..50 {
@@ -262,7 +258,7 @@ async fn dhcp_agent_restart_resyncs() {
             .post(
                 "ports",
                 json!({"port": {"network_id": id1, "binding:host_id": HOST, "device_owner": "compute:nova",
-                    "project_id": project, "mac_address": mac}}),
+                    "device_id": "vm2", "project_id": project}}),
             )
             .await;
         if r.status == 201 {
@@ -272,7 +268,10 @@ async fn dhcp_agent_restart_resyncs() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(!p2.is_null(), "port create after reconnection");
-    env.wait_for("the new host entry", Duration::from_secs(10), || env.conf_file(&id1, "host").contains(mac)).await;
+    let mac = p2["mac_address"].as_str().unwrap().to_string();
+    let vm2 = env.vm("vm2", &p2).await;
+    env.wait_for("the new host entry", Duration::from_secs(10), || env.conf_file(&id1, "host").contains(&mac)).await;
+    env.wait_port_status(&id(&p2), "ACTIVE", Duration::from_secs(20)).await;
     assert_eq!(env.udhcpc(&vm2, 3).await.expect("lease after reconnection").get("ip"), first_ip(&p2));
     assert_eq!(env.dnsmasq_pid(&id1), Some(pid1));
 }
@@ -288,7 +287,7 @@ async fn dhcpv6_modes() {
         eprintln!("SKIP: dhclient not installed");
         return;
     }
-    let mut env = Env::new(true).await;
+    let mut env = Env::new(L2Kind::Real).await;
     env.start_agent();
     let project = common::project();
     let (net, _) = env.network(&project, "v6", json!({"cidr": "10.30.0.0/24"})).await;
@@ -325,10 +324,18 @@ async fn dhcpv6_modes() {
         .await;
     env.wait_port_status(&id(&p), "ACTIVE", Duration::from_secs(20)).await;
 
-    // The command line: static ranges for DHCPv4 and both DHCPv6 modes, none for SLAAC, no RA.
-    let pid = env.dnsmasq_pid(&net_id).unwrap();
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    // The command line: static ranges for DHCPv4 and both DHCPv6 modes, none
+    // for SLAAC, no RA. (New subnets change it: dnsmasq is restarted for them.)
+    let cmdline_of = |env: &Env| {
+        let pid = env.dnsmasq_pid(&net_id)?;
+        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        Some(String::from_utf8_lossy(&raw).replace('\0', " "))
+    };
+    env.wait_for("dnsmasq with every range", Duration::from_secs(20), || {
+        cmdline_of(&env).is_some_and(|c| c.contains("fd00:31::") && c.contains("fd00:30::"))
+    })
+    .await;
+    let cmdline = cmdline_of(&env).unwrap();
     assert!(cmdline.contains(&format!("--dhcp-range=set:subnet-{},fd00:30::,static,64,86400s", id(&s6))), "{cmdline}");
     assert!(cmdline.contains(&format!("--dhcp-range=set:subnet-{},fd00:31::,static,64,86400s", id(&sl))), "{cmdline}");
     assert!(!cmdline.contains(&format!("subnet-{}", id(&sa))), "no range for SLAAC: {cmdline}");
@@ -361,7 +368,7 @@ fn dhcp_env_alive(pid: i32) -> bool {
 async fn dhcp_resync_100_networks() {
     require_dataplane!();
     const N: usize = 100;
-    let mut env = Env::new(false).await;
+    let mut env = Env::new(L2Kind::RegisterOnly).await;
     let project = common::project();
     let t0 = Instant::now();
     let mut ids = Vec::with_capacity(N);

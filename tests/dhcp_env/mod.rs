@@ -1,8 +1,8 @@
 //! Harness of the DHCP agent's dataplane tests: a real server (`neutrino up`
 //! on a RabbitMQ vhost of its own), a simulated hypervisor (namespace with
-//! a private OVS, netdev datapath), the DHCP agent as its own process
-//! (`neutrino agent dhcp`) plugging into that host's br-int, VMs running
-//! busybox udhcpc.
+//! a private OVS, netdev datapath) with its Open vSwitch L2 agent, the DHCP
+//! agent as its own process (`neutrino agent dhcp`) plugging into that
+//! host's br-int, VMs running busybox udhcpc or ISC dhclient.
 //!
 //! Everything is cleaned up when the [`Env`] is dropped, also on panic: the
 //! agent is killed, the qdhcp namespaces carry the simulation's prefix so
@@ -12,14 +12,14 @@
 //! VM namespaces whose `/etc/netns/<ns>/resolv.conf` shadows the real one.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use neutrino_agent::openflow::flow::{parse_actions, Flow};
-use neutrino_agent::ovsdb::{Client as Ovsdb, Endpoint};
+use neutrino_agent::l2::{L2AgentHandle, L2Config};
+use neutrino_agent::ovsdb::TunnelType;
 use neutrino_agent::simhost::{SimConfig, SimHost, SimNet, SimVm, VmSpec};
 use neutrino_rpc::{CallContext, RpcClient, Target, Transport};
 use serde_json::{json, Value};
@@ -113,29 +113,42 @@ impl Drop for AgentProc {
     }
 }
 
-/// STAND-IN for the host's Open vSwitch L2 agent, until the real one
-/// (crates/neutrino-agent/src/l2) can be used here: it registers an
-/// "Open vSwitch agent" for the host (so ports bind there) and, with
-/// `wire`, gives every br-int port with an `iface-id` the local VLAN of its
-/// network (`get_devices_details_list`) and reports it up
-/// (`update_device_list`), which is all the DHCP path needs from L2 on a
-/// single host: the DHCP device and the VMs on the same VLAN, switched by
-/// a NORMAL flow.
+/// Who plays the host's L2 agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L2Kind {
+    /// neutrino's Open vSwitch L2 agent, as a task of the test.
+    Real,
+    /// Only an "Open vSwitch agent" registration (ports bind to the host),
+    /// nothing wired: for measuring the DHCP agent alone.
+    RegisterOnly,
+}
+
+/// The host's L2 agent.
+pub enum L2 {
+    /// The real agent.
+    Real(L2AgentHandle),
+    /// The registration-only stand-in.
+    RegisterOnly(StandInL2),
+}
+
+/// A registration-only stand-in for the host's L2 agent: reports an "Open
+/// vSwitch agent" for the host every 2 s (so ports bind there) and wires
+/// nothing.
 pub struct StandInL2 {
     task: JoinHandle<()>,
 }
 
 impl StandInL2 {
-    /// Registers the agent (first report awaited) and starts its loop.
-    pub async fn start(bus: Arc<dyn Transport>, ovsdb: Endpoint, wire: bool) -> StandInL2 {
-        let reports = RpcClient::new(bus.clone(), Target::topic("q-reports-plugin"));
+    /// Registers the agent (first report awaited) and keeps reporting.
+    pub async fn start(bus: Arc<dyn Transport>) -> StandInL2 {
+        let reports = RpcClient::new(bus, Target::topic("q-reports-plugin"));
         let report = move |start: bool| {
             let r = reports.clone();
             async move {
                 r.call(
                     &CallContext::admin(),
                     "report_state",
-                    json!({"agent_state": {"agent_type": "Open vSwitch agent", "binary": "test-stand-in-l2", "host": HOST,
+                    json!({"agent_state": {"agent_type": "Open vSwitch agent", "binary": "test-register-only-l2", "host": HOST,
                         "topic": "N/A", "start_flag": start,
                         "configurations": {"tunnel_types": ["vxlan", "geneve", "gre"], "bridge_mappings": {},
                             "integration_bridge": "br-int", "datapath_type": "netdev"}}}),
@@ -144,62 +157,10 @@ impl StandInL2 {
             }
         };
         report(true).await.expect("stand-in L2 agent registered");
-        let plugin = RpcClient::new(bus, Target::topic("q-plugin"));
         let task = tokio::spawn(async move {
-            let db = Ovsdb::connect(ovsdb).await.expect("stand-in L2: ovsdb");
-            let mut vlans: HashMap<String, u16> = HashMap::new();
-            let mut wired: HashMap<String, String> = HashMap::new();
-            let mut last_report = Instant::now();
             loop {
-                if last_report.elapsed() > Duration::from_secs(2) {
-                    let _ = report(false).await;
-                    last_report = Instant::now();
-                }
-                if wire {
-                    let ifaces = db.list_interfaces().await.unwrap_or_default();
-                    let todo: Vec<(String, String)> = ifaces
-                        .iter()
-                        .filter_map(|i| i.iface_id().map(|id| (i.name.clone(), id.to_string())))
-                        .filter(|(name, id)| wired.get(name) != Some(id))
-                        .collect();
-                    if !todo.is_empty() {
-                        let ids: Vec<&String> = todo.iter().map(|(_, id)| id).collect();
-                        let details = plugin
-                            .call(
-                                &CallContext::admin(),
-                                "get_devices_details_list",
-                                json!({"devices": ids, "host": HOST}),
-                            )
-                            .await
-                            .unwrap_or(Value::Null);
-                        let mut up = vec![];
-                        for d in details["devices"].as_array().into_iter().flatten() {
-                            let (Some(id), Some(net)) = (d["port_id"].as_str(), d["network_id"].as_str()) else {
-                                continue;
-                            };
-                            if d["segment"].is_null() {
-                                continue;
-                            }
-                            let n = vlans.len() as u16 + 1;
-                            let vlan = *vlans.entry(net.to_string()).or_insert(n);
-                            let Some((name, _)) = todo.iter().find(|(_, i)| i == id) else { continue };
-                            if db.set_port_tag(name, Some(vlan)).await.is_ok() {
-                                wired.insert(name.clone(), id.to_string());
-                                up.push(id.to_string());
-                            }
-                        }
-                        if !up.is_empty() {
-                            let _ = plugin
-                                .call(
-                                    &CallContext::admin(),
-                                    "update_device_list",
-                                    json!({"devices_up": up, "devices_down": [], "host": HOST}),
-                                )
-                                .await;
-                        }
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let _ = report(false).await;
             }
         });
         StandInL2 { task }
@@ -279,12 +240,16 @@ esac
 exit 0
 "#;
 
+fn l2_is_real(env: &Env) -> bool {
+    matches!(env.l2, Some(L2::Real(_)))
+}
+
 /// One test's world.
 pub struct Env {
     /// The DHCP agent (dropped first).
     pub agent: Option<AgentProc>,
-    /// The stand-in L2 agent.
-    pub l2: Option<StandInL2>,
+    /// The host's L2 agent.
+    pub l2: Option<L2>,
     /// The simulated host.
     pub host: SimHost,
     /// The simulation (its drop sweeps every namespace of the test).
@@ -302,8 +267,8 @@ pub struct Env {
 }
 
 impl Env {
-    /// Server, host with br-int (NORMAL switching), stand-in L2 agent.
-    pub async fn new(wire_l2: bool) -> Env {
+    /// Server, host, its L2 agent (registered before this returns).
+    pub async fn new(l2: L2Kind) -> Env {
         let dir = tempdir::Dir::new();
         let vhost = RabbitVhost::create();
         let srv = Server::start_up(&["--transport-url", &vhost.url()]).await;
@@ -311,12 +276,41 @@ impl Env {
         bus.wait_connected(Duration::from_secs(10)).await.expect("broker reachable");
         let sim = SimNet::new(SimConfig::new()).await.expect("simulation");
         let host = sim.add_host(HOST).await.expect("simulated host");
-        host.layout().ensure_int_bridge(host.ovsdb()).await.expect("br-int");
-        host.ofctl("br-int").add_flows(&[Flow::new(0, 0).actions(parse_actions("normal"))]).await.expect("NORMAL flow");
-        let l2 = Some(StandInL2::start(bus.clone(), host.endpoint(), wire_l2).await);
+        let l2 = match l2 {
+            L2Kind::Real => {
+                let mut cfg = L2Config::new(HOST).with_ovsdb(host.endpoint());
+                cfg.datapath_type = host.datapath_type();
+                cfg.local_ip = Some(host.underlay_ip());
+                cfg.tunnel_types = vec![TunnelType::Vxlan];
+                cfg.report_interval = Duration::from_secs(2);
+                L2::Real(L2AgentHandle::spawn(cfg, bus.clone()))
+            }
+            L2Kind::RegisterOnly => L2::RegisterOnly(StandInL2::start(bus.clone()).await),
+        };
         std::fs::write(dir.0.join("udhcpc.sh"), UDHCPC_SCRIPT).expect("udhcpc script");
         let _ = Command::new("chmod").arg("+x").arg(dir.0.join("udhcpc.sh")).status();
-        Env { agent: None, l2, host, sim, srv, bus, vhost, etc: EtcNetns::default(), dir }
+        let env = Env { agent: None, l2: Some(l2), host, sim, srv, bus, vhost, etc: EtcNetns::default(), dir };
+        if l2_is_real(&env) {
+            env.wait_l2_registered().await;
+        } else {
+            env.host.layout().ensure_int_bridge(env.host.ovsdb()).await.expect("br-int");
+        }
+        env
+    }
+
+    /// Waits until the L2 agent is registered and has its bridges.
+    async fn wait_l2_registered(&self) {
+        let admin = self.srv.admin();
+        let t0 = Instant::now();
+        loop {
+            let r = admin.get("agents?agent_type=Open%20vSwitch%20agent").await.expect(200);
+            let up = r["agents"].as_array().is_some_and(|a| a.iter().any(|x| x["host"] == HOST && x["alive"] == true));
+            if up && self.host.ovsdb().find_bridge("br-int").await.ok().flatten().is_some() {
+                return;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(30), "the L2 agent did not register");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The qdhcp namespace prefix of the test's agent (under the
@@ -416,11 +410,11 @@ impl Env {
         vm
     }
 
-    /// A VM with `mac` and a made-up port id (a MAC the server does not
-    /// know), put on local VLAN `tag` by hand since no L2 agent wires an
-    /// unknown port.
-    pub async fn vm_with_mac(&mut self, name: &str, mac: &str, tag: u16) -> SimVm {
-        let vm = self.host.add_vm(&VmSpec::new(name, mac).tag(tag)).await.expect("VM plugged");
+    /// A VM plugged for `port` (its id) but using `mac` (a MAC the server
+    /// does not know; needs port security off on `port`).
+    pub async fn vm_with_mac(&mut self, name: &str, port: &Value, mac: &str) -> SimVm {
+        let spec = VmSpec::new(name, mac).port_id(port["id"].as_str().unwrap());
+        let vm = self.host.add_vm(&spec).await.expect("VM plugged");
         self.etc.shadow(vm.netns.name());
         vm
     }
