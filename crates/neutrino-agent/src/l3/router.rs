@@ -175,10 +175,14 @@ impl Plumbing<'_> {
         if devices.is_empty() {
             return Ok(());
         }
-        // A bridge-side end left over from an earlier life of the device.
-        for d in devices {
-            delete_link(self.host_netns, &d.tap).await?;
+        // Bridge-side ends left over from an earlier life of the devices (one
+        // forced batch: a missing link is the normal case, not an error).
+        let mut c = Cmd::new("ip");
+        if let Some(h) = self.host_netns {
+            c = c.args(["-n", h]);
         }
+        let dels: String = devices.iter().map(|d| format!("link del {}\n", d.tap)).collect();
+        c.args(["-force", "-batch", "-"]).stdin(dels).output().await?;
         let mut b = IpBatch::new(self.host_netns);
         for d in devices {
             b.veth(&d.tap, &d.name, Some(ns.name()), Some(&d.mac), Some(d.mtu)).link_up(&d.tap);
@@ -340,11 +344,11 @@ pub fn wanted_routes(d: &DesiredRouter) -> Vec<WantedRoute> {
     out
 }
 
-/// The `ip` lines that make the routing table match: stale routes with a
+/// The `ip` batch lines that make the routing table match: stale routes with a
 /// next hop (or on-link routes we added) are deleted, wanted ones replaced.
-pub fn route_changes(d: &DesiredRouter, current: &[KernelRoute]) -> IpBatch {
+pub fn route_changes(d: &DesiredRouter, current: &[KernelRoute]) -> Vec<String> {
     let wanted = wanted_routes(d);
-    let mut b = IpBatch::new(Some(&d.namespace));
+    let mut b: Vec<String> = Vec::new();
     for r in current {
         if r.protocol == "kernel" {
             continue;
@@ -362,7 +366,7 @@ pub fn route_changes(d: &DesiredRouter, current: &[KernelRoute]) -> IpBatch {
             if !r.dev.is_empty() {
                 l.push_str(&format!(" dev {}", r.dev));
             }
-            b.line(l);
+            b.push(l);
         }
     }
     for w in &wanted {
@@ -384,9 +388,24 @@ pub fn route_changes(d: &DesiredRouter, current: &[KernelRoute]) -> IpBatch {
         if w.via.is_none() {
             l.push_str(" scope link");
         }
-        b.line(l);
+        b.push(l);
     }
     b
+}
+
+/// Applies route changes with `ip -force -batch`: every line is tried; a
+/// route the kernel refuses (a next hop that just became unreachable) is
+/// logged, not fatal, as Neutron ignores the exit code of its route commands.
+pub async fn apply_routes(ns: &Netns, lines: &[String]) -> Result<()> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let text = format!("{}\n", lines.join("\n"));
+    let out = Cmd::new("ip").args(["-n", ns.name(), "-force", "-batch", "-"]).stdin(text).output().await?;
+    if !out.success {
+        tracing::warn!(netns = %ns.name(), stderr = %out.stderr, "some routes were refused");
+    }
+    Ok(())
 }
 
 /// Deletes a router namespace: unplugs its router devices, kills what still

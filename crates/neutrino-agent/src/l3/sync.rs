@@ -321,7 +321,7 @@ impl Engine {
         batch.run().await?;
         // Routes.
         let current = router::read_routes(&ns, d.has_ipv6()).await?;
-        router::route_changes(d, &current).run().await?;
+        router::apply_routes(&ns, &router::route_changes(d, &current)).await?;
         // Connections of addresses that left, or of floating IPs that moved.
         let mut flush: BTreeSet<String> =
             removed.iter().filter_map(|c| c.split('/').next()).map(str::to_string).collect();
