@@ -307,6 +307,19 @@ async fn agent_restart_converges_and_keeps_established_connections() {
     assert!(agent.log().contains("reconnected to the bus"), "{}", agent.log());
     inbound.close().await;
     outbound.close().await;
+
+    // Deleting the VM's port disassociates its floating IP: the router drops it.
+    lab.admin.delete(&format!("ports/{}", id(&p1))).await.expect(204);
+    assert!(
+        l3::common_eventually(T, || async {
+            let a = ns1.exec(&["ip", "-o", "addr"]).await.unwrap().stdout;
+            !a.contains(&format!("{fip_ip}/32"))
+        })
+        .await,
+        "the floating IP of a deleted port is removed from the router:\n{}",
+        agent.log()
+    );
+    assert_eq!(fip_status(&lab, &id(&fip)).await, "DOWN");
     eprintln!(
         "FIGURES: agent restart to converged (1 router kept, 1 stale router, 1 orphan namespace): {converge_time:?}"
     );
