@@ -618,6 +618,7 @@ impl Ports {
     async fn update_tx(&self, ctx: &Context, tx: &mut Tx, out: &mut Outbox, mut doc: Map, changes: Map) -> Result<Map> {
         let core = &self.0;
         let id = stamp::str_of(&doc, "id").to_string();
+        let previous_groups = doc.get("security_groups").cloned();
         let mut changes = changes;
         let port_security = changes
             .get("port_security_enabled")
@@ -699,7 +700,14 @@ impl Ports {
             }
             .into());
         }
-        out.push("port", Action::Update, &doc);
+        if previous_groups.is_some() && previous_groups.as_ref() != doc.get("security_groups") {
+            // Agents must learn that the port left its former groups too.
+            let mut ev = doc.clone();
+            ev.insert("_previous_security_groups".into(), previous_groups.unwrap_or_default());
+            out.push("port", Action::Update, &ev);
+        } else {
+            out.push("port", Action::Update, &doc);
+        }
         Ok(doc)
     }
 }

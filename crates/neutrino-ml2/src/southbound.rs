@@ -666,13 +666,17 @@ async fn dhcp_hosts(store: &neutrino_store::Store, network_id: &str) -> Result<V
     Ok(hosts)
 }
 
+/// The port's groups, and the ones it just left (`_previous_security_groups`).
 fn groups_of(doc: &Map) -> Vec<String> {
-    doc.get("security_groups")
-        .and_then(Value::as_array)
-        .into_iter()
+    let mut g: Vec<String> = ["security_groups", "_previous_security_groups"]
+        .iter()
+        .filter_map(|k| doc.get(*k).and_then(Value::as_array))
         .flatten()
         .filter_map(|x| x.as_str().map(String::from))
-        .collect()
+        .collect();
+    g.sort();
+    g.dedup();
+    g
 }
 
 async fn translate(store: &neutrino_store::Store, ev: &Event) -> Result<Vec<Outgoing>, Ml2Error> {
