@@ -66,7 +66,10 @@ impl AgentProc {
         let child = Command::new(env!("CARGO_BIN_EXE_neutrino"))
             .args(["agent", "dhcp", "--host", HOST, "--transport-url", url, "--config"])
             .arg(ini)
-            .env("RUST_LOG", "warn,neutrino_agent=info")
+            .env(
+                "RUST_LOG",
+                std::env::var("NEUTRINO_TEST_DHCP_LOG").unwrap_or_else(|_| "warn,neutrino_agent=info".into()),
+            )
             .env("NEUTRINO_LOG_FORMAT", "json")
             .stdout(Stdio::null())
             .stderr(out)
@@ -110,6 +113,11 @@ impl AgentProc {
 impl Drop for AgentProc {
     fn drop(&mut self) {
         self.kill9();
+        // Debugging aid: NEUTRINO_TEST_DHCP_KEEP_LOGS=<dir> keeps the agent logs.
+        if let Ok(d) = std::env::var("NEUTRINO_TEST_DHCP_KEEP_LOGS") {
+            let name = format!("dhcp-agent-{}.log", std::process::id());
+            let _ = std::fs::copy(&self.log, Path::new(&d).join(name));
+        }
     }
 }
 

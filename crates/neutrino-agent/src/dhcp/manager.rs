@@ -203,6 +203,14 @@ impl Manager {
         match c {
             Command::Notify(Notification::Changed(id)) => self.want(&id, Want::Serve { verify: false }),
             Command::Notify(Notification::Removed(id)) => self.want(&id, Want::Remove),
+            Command::Notify(Notification::Updated(id)) => {
+                let served = self.states.contains_key(&id)
+                    || self.inflight.contains(&id)
+                    || matches!(self.pending.get(&id), Some(Want::Serve { .. }));
+                if served {
+                    self.want(&id, Want::Serve { verify: false });
+                }
+            }
             Command::Retry(id, w) => self.want(&id, w),
             Command::FullSync(reason) => self.list(reason),
             Command::Round(r) => self.start_round(r.started, r.reason, r.active, r.local),

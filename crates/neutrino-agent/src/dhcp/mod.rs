@@ -14,7 +14,9 @@
 //!   and send it SIGHUP — dnsmasq is restarted only when its command line
 //!   changes (subnets, MTU). Ports are then reported with
 //!   `dhcp_ready_on_ports`, which lets them go ACTIVE.
-//! * `network_removed` tears the namespace down and releases the port.
+//! * `network_removed` tears the namespace down and releases the port;
+//!   `network_update` (fanout) reloads a served network whose MTU or DNS
+//!   domain changed.
 //! * A full resync runs at start, after every bus reconnection and when
 //!   the server had the agent as dead: scheduled networks are converged
 //!   (running dnsmasq processes are adopted, not restarted), everything else
@@ -79,7 +81,7 @@ pub struct DhcpAgentHandle {
     stop_tx: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     manager: Option<JoinHandle<()>>,
-    server: Option<ServerHandle>,
+    servers: Vec<ServerHandle>,
 }
 
 fn check_tools(cfg: &DhcpAgentConfig) -> Result<()> {
@@ -120,9 +122,17 @@ impl DhcpAgent {
 
         // Notifications from the server, in order.
         let (ntx, mut nrx) = mpsc::unbounded_channel::<Notification>();
-        let router = rpc::notification_handler(ntx);
+        let router = rpc::notification_handler(ntx.clone());
         let server = bus
             .serve(neutrino_rpc::topics::DHCP_AGENT, &cfg.host, Arc::new(router), ServerOptions { max_concurrency: 1 })
+            .await?;
+        let updates = bus
+            .serve(
+                neutrino_lib::southbound::topics::NETWORK_UPDATE,
+                &cfg.host,
+                Arc::new(rpc::network_update_handler(ntx)),
+                ServerOptions { max_concurrency: 1 },
+            )
             .await?;
         let mut tasks = Vec::new();
         let c = cmd_tx.clone();
@@ -162,7 +172,7 @@ impl DhcpAgent {
             stop_tx,
             tasks,
             manager: Some(manager),
-            server: Some(server),
+            servers: vec![server, updates],
         })
     }
 }
@@ -218,7 +228,7 @@ impl DhcpAgentHandle {
     }
 
     async fn shutdown(&mut self, teardown: bool) {
-        if let Some(s) = self.server.take() {
+        for s in self.servers.drain(..) {
             s.stop().await;
         }
         let _ = self.stop_tx.send(true);

@@ -112,11 +112,22 @@ pub enum Notification {
     Changed(String),
     /// The network is no longer served by this agent.
     Removed(String),
+    /// A network's own attributes changed (MTU, DNS domain: the fanout
+    /// `network_update` every agent receives); relevant only if served here.
+    Updated(String),
 }
 
 #[derive(Deserialize)]
 struct NetworkArg {
     network_id: String,
+}
+
+/// The handler of the `network_update` fanout (`q-agent-notifier-network-update`).
+pub fn network_update_handler(tx: mpsc::UnboundedSender<Notification>) -> MethodRouter {
+    MethodRouter::new().typed(methods::NETWORK_UPDATE, move |_ctx: CallContext, a: NetworkArg| {
+        let r = tx.send(Notification::Updated(a.network_id));
+        async move { r.map(|_| Value::Null).map_err(|_| RemoteError::new("AgentStopped", "the DHCP agent is stopping")) }
+    })
 }
 
 /// The handler of `dhcp_agent.<host>`: forwards notifications to the agent.
