@@ -1,7 +1,6 @@
 //! Ports: MAC and IP allocation, security groups, port security, allowed
 //! address pairs, extra DHCP options, DNS assignment and binding attributes.
 
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -145,14 +144,18 @@ impl Addressing<'_> {
         }
     }
 
-    /// Locks the address pools of the given subnets in a global order, so
-    /// two transactions never wait on each other's pools crosswise.
-    async fn lock_pools(&self, tx: &mut Tx, ids: impl IntoIterator<Item = String>) -> Result<()> {
-        let set: BTreeSet<String> = ids.into_iter().collect();
-        for id in set {
-            tx.pool_lock(&allocator::pool_id(&id)).await?;
+    /// Allocates a plan of (subnet, address) in a global order (by subnet
+    /// id), so two transactions never wait on each other's pools crosswise;
+    /// results come back in the plan's order.
+    async fn allocate_plan(&self, tx: &mut Tx, plan: &[(&Map, Option<IpAddr>)]) -> Result<Vec<Value>> {
+        let mut order: Vec<usize> = (0..plan.len()).collect();
+        order.sort_by(|x, y| stamp::str_of(plan[*x].0, "id").cmp(stamp::str_of(plan[*y].0, "id")));
+        let mut out: Vec<Option<Value>> = vec![None; plan.len()];
+        for i in order {
+            let (s, ip) = plan[i];
+            out[i] = Some(self.one(tx, s, ip).await?);
         }
-        Ok(())
+        Ok(out.into_iter().flatten().collect())
     }
 
     /// Addresses for a new port: requested `fixed_ips`, or automatic.
@@ -187,10 +190,7 @@ impl Addressing<'_> {
                     }
                     plan.push((s, ip));
                 }
-                self.lock_pools(tx, plan.iter().map(|(s, _)| stamp::str_of(s, "id").to_string())).await?;
-                for (s, ip) in plan {
-                    out.push(self.one(tx, s, ip).await?);
-                }
+                out.extend(self.allocate_plan(tx, &plan).await?);
             }
             None => {
                 let v4: Vec<&Map> =
@@ -604,10 +604,7 @@ impl Ports {
                 }
                 plan.push((s, ip));
             }
-            addressing.lock_pools(tx, plan.iter().map(|(s, _)| stamp::str_of(s, "id").to_string())).await?;
-            for (s, ip) in plan {
-                out.push(addressing.one(tx, s, ip).await?);
-            }
+            out.extend(addressing.allocate_plan(tx, &plan).await?);
         }
         Ok(out)
     }

@@ -1,16 +1,30 @@
 //! Range pools: sets of free integers kept as disjoint ranges, for IP
 //! addresses (IPAM) and segmentation ids (ML2 type drivers).
 //!
-//! Each pool has a lock row; every operation locks it first, so concurrent
-//! allocations from one pool queue on the database (across all servers on
-//! PostgreSQL) and are correct by construction: no retries, no duplicates.
-//! Taking the lowest free value reads one range row through the primary-key
-//! index, so the cost does not depend on the size of the pool.
+//! Correct under concurrency by construction, without retries of failed
+//! transactions:
+//!
+//! * every range row is taken under a row lock, so no value is handed out
+//!   twice (on PostgreSQL across all servers; SQLite has one writer);
+//! * a new pool's free space is split into several rows, and takers skip
+//!   rows locked by others (`FOR UPDATE SKIP LOCKED`), so concurrent
+//!   allocations from one pool proceed in parallel instead of queueing on
+//!   one lock until each commits; when every row is busy a taker waits for
+//!   one;
+//! * taking the lowest free value reads one row through the primary-key
+//!   index, so the cost does not depend on the size of the pool;
+//! * replacing a pool's ranges takes the pool row exclusively, while takers
+//!   hold it shared.
 
 use sqlx::Row;
 
+use crate::store::Backend;
 use crate::tx::Tx;
 use crate::Result;
+
+/// How many rows a new pool's free space is split into, at most (beyond
+/// the number of given ranges).
+const CHUNKS: u128 = 16;
 
 /// Encodes a value as a fixed-width key whose text order is numeric order.
 pub fn key(v: u128) -> String {
@@ -38,7 +52,34 @@ pub fn normalize(mut ranges: Vec<(u128, u128)>) -> Vec<(u128, u128)> {
     out
 }
 
+/// Splits ranges into at most about [`CHUNKS`] pieces of similar size.
+pub fn chunk(ranges: &[(u128, u128)]) -> Vec<(u128, u128)> {
+    let total: u128 = ranges.iter().map(|(a, b)| (b - a).saturating_add(1)).fold(0, |s, n| s.saturating_add(n));
+    let size = total.div_ceil(CHUNKS).max(1);
+    let mut out = vec![];
+    for &(a, b) in ranges {
+        let mut start = a;
+        loop {
+            let end = start.saturating_add(size - 1).min(b);
+            out.push((start, end));
+            if end >= b {
+                break;
+            }
+            start = end + 1;
+        }
+    }
+    out
+}
+
+fn row_range(r: &sqlx::any::AnyRow) -> Result<(u128, u128)> {
+    Ok((unkey(&r.try_get::<String, _>("first")?), unkey(&r.try_get::<String, _>("last")?)))
+}
+
 impl Tx {
+    fn pg(&self) -> bool {
+        self.store.backend == Backend::Postgres
+    }
+
     /// Creates (or replaces) a pool holding exactly `ranges` as free values.
     pub async fn pool_create(&mut self, pool: &str, ranges: &[(u128, u128)]) -> Result<()> {
         sqlx::query("INSERT INTO range_pools (pool_id) VALUES ($1) ON CONFLICT DO NOTHING")
@@ -46,16 +87,30 @@ impl Tx {
             .execute(&mut *self.inner)
             .await?;
         self.pool_lock(pool).await?;
+        if self.pg() {
+            sqlx::query("SELECT first FROM pool_ranges WHERE pool_id = $1 FOR UPDATE")
+                .bind(pool)
+                .fetch_all(&mut *self.inner)
+                .await?;
+        }
         sqlx::query("DELETE FROM pool_ranges WHERE pool_id = $1").bind(pool).execute(&mut *self.inner).await?;
-        for (a, b) in normalize(ranges.to_vec()) {
+        for (a, b) in chunk(&normalize(ranges.to_vec())) {
             self.insert_range(pool, a, b).await?;
         }
         Ok(())
     }
 
-    /// Locks a pool until commit; `false` if it does not exist.
+    /// Locks a pool exclusively until commit (replacing its ranges); `false`
+    /// if it does not exist.
     pub async fn pool_lock(&mut self, pool: &str) -> Result<bool> {
         let sql = format!("SELECT pool_id FROM range_pools WHERE pool_id = $1{}", self.for_update());
+        Ok(sqlx::query(&sql).bind(pool).fetch_optional(&mut *self.inner).await?.is_some())
+    }
+
+    /// Holds a pool shared (takers and releasers); `false` if it does not exist.
+    async fn pool_share(&mut self, pool: &str) -> Result<bool> {
+        let lock = if self.pg() { " FOR SHARE" } else { "" };
+        let sql = format!("SELECT pool_id FROM range_pools WHERE pool_id = $1{lock}");
         Ok(sqlx::query(&sql).bind(pool).fetch_optional(&mut *self.inner).await?.is_some())
     }
 
@@ -70,99 +125,109 @@ impl Tx {
 
     /// Removes a pool and its ranges.
     pub async fn pool_drop(&mut self, pool: &str) -> Result<()> {
+        self.pool_lock(pool).await?;
         sqlx::query("DELETE FROM pool_ranges WHERE pool_id = $1").bind(pool).execute(&mut *self.inner).await?;
         sqlx::query("DELETE FROM range_pools WHERE pool_id = $1").bind(pool).execute(&mut *self.inner).await?;
         Ok(())
     }
 
-    /// Takes the lowest free value, or `None` when the pool is exhausted.
+    /// Takes the lowest free value not being taken by someone else right now,
+    /// or `None` when the pool is exhausted.
     pub async fn pool_take_first(&mut self, pool: &str) -> Result<Option<u128>> {
-        if !self.pool_lock(pool).await? {
+        if !self.pool_share(pool).await? {
             return Ok(None);
         }
-        let row = sqlx::query("SELECT first, last FROM pool_ranges WHERE pool_id = $1 ORDER BY first LIMIT 1")
-            .bind(pool)
-            .fetch_optional(&mut *self.inner)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let first = unkey(&row.try_get::<String, _>("first")?);
-        let last = unkey(&row.try_get::<String, _>("last")?);
-        self.delete_range(pool, first).await?;
-        if first < last {
-            self.insert_range(pool, first + 1, last).await?;
+        loop {
+            let skip = if self.pg() { " FOR UPDATE SKIP LOCKED" } else { "" };
+            let sql = format!("SELECT first, last FROM pool_ranges WHERE pool_id = $1 ORDER BY first LIMIT 1{skip}");
+            let mut row = sqlx::query(&sql).bind(pool).fetch_optional(&mut *self.inner).await?;
+            if row.is_none() && self.pg() {
+                // Every row is busy (or none is left): wait for the lowest one.
+                row = sqlx::query(
+                    "SELECT first, last FROM pool_ranges WHERE pool_id = $1 ORDER BY first LIMIT 1 FOR UPDATE",
+                )
+                .bind(pool)
+                .fetch_optional(&mut *self.inner)
+                .await?;
+                if row.is_none() {
+                    // The row we waited for was used up; is anything left?
+                    let any = sqlx::query("SELECT first FROM pool_ranges WHERE pool_id = $1 LIMIT 1")
+                        .bind(pool)
+                        .fetch_optional(&mut *self.inner)
+                        .await?;
+                    if any.is_some() {
+                        continue;
+                    }
+                }
+            }
+            let Some(row) = row else { return Ok(None) };
+            let (first, last) = row_range(&row)?;
+            if first == last {
+                self.delete_range(pool, first).await?;
+            } else {
+                sqlx::query("UPDATE pool_ranges SET first = $3 WHERE pool_id = $1 AND first = $2")
+                    .bind(pool)
+                    .bind(key(first))
+                    .bind(key(first + 1))
+                    .execute(&mut *self.inner)
+                    .await?;
+            }
+            return Ok(Some(first));
         }
-        Ok(Some(first))
     }
 
     /// Takes a specific value; `false` if it is not free.
     pub async fn pool_take(&mut self, pool: &str, v: u128) -> Result<bool> {
-        if !self.pool_lock(pool).await? {
+        if !self.pool_share(pool).await? {
             return Ok(false);
         }
-        let Some((first, last)) = self.range_at_or_below(pool, v).await? else {
-            return Ok(false);
-        };
-        if last < v {
-            return Ok(false);
+        loop {
+            let lock = self.for_update();
+            let sql = format!(
+                "SELECT first, last FROM pool_ranges WHERE pool_id = $1 AND first <= $2 ORDER BY first DESC LIMIT 1{lock}"
+            );
+            let row = sqlx::query(&sql).bind(pool).bind(key(v)).fetch_optional(&mut *self.inner).await?;
+            let Some(row) = row else {
+                if self.pg() && self.pool_is_free(pool, v).await? {
+                    continue; // the row we waited for changed under us
+                }
+                return Ok(false);
+            };
+            let (first, last) = row_range(&row)?;
+            if last < v {
+                if self.pg() && self.pool_is_free(pool, v).await? {
+                    continue;
+                }
+                return Ok(false);
+            }
+            self.delete_range(pool, first).await?;
+            if first < v {
+                self.insert_range(pool, first, v - 1).await?;
+            }
+            if v < last {
+                self.insert_range(pool, v + 1, last).await?;
+            }
+            return Ok(true);
         }
-        self.delete_range(pool, first).await?;
-        if first < v {
-            self.insert_range(pool, first, v - 1).await?;
-        }
-        if v < last {
-            self.insert_range(pool, v + 1, last).await?;
-        }
-        Ok(true)
     }
 
-    /// Returns a value to the pool (merging with neighbouring ranges). A value
-    /// that is already free is left as it is.
+    /// Returns an allocated value to the pool. It becomes a range of its own
+    /// (taken first again, lowest first), so releasing locks nothing.
     pub async fn pool_release(&mut self, pool: &str, v: u128) -> Result<()> {
-        if !self.pool_lock(pool).await? {
+        if !self.pool_share(pool).await? {
             return Ok(());
         }
-        let mut start = v;
-        let mut end = v;
-        if let Some((first, last)) = self.range_at_or_below(pool, v).await? {
-            if last >= v {
-                return Ok(());
-            }
-            if v > 0 && last == v - 1 {
-                self.delete_range(pool, first).await?;
-                start = first;
-            }
-        }
-        if v < u128::MAX {
-            let right = sqlx::query("SELECT last FROM pool_ranges WHERE pool_id = $1 AND first = $2")
-                .bind(pool)
-                .bind(key(v + 1))
-                .fetch_optional(&mut *self.inner)
-                .await?;
-            if let Some(row) = right {
-                end = unkey(&row.try_get::<String, _>("last")?);
-                self.delete_range(pool, v + 1).await?;
-            }
-        }
-        self.insert_range(pool, start, end).await
+        sqlx::query("INSERT INTO pool_ranges (pool_id, first, last) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(pool)
+            .bind(key(v))
+            .bind(key(v))
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
     }
 
     /// Is `v` free in the pool?
     pub async fn pool_is_free(&mut self, pool: &str, v: u128) -> Result<bool> {
-        Ok(matches!(self.range_at_or_below(pool, v).await?, Some((_, last)) if last >= v))
-    }
-
-    /// The free ranges of a pool, in order.
-    pub async fn pool_ranges(&mut self, pool: &str) -> Result<Vec<(u128, u128)>> {
-        let rows = sqlx::query("SELECT first, last FROM pool_ranges WHERE pool_id = $1 ORDER BY first")
-            .bind(pool)
-            .fetch_all(&mut *self.inner)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((unkey(&r.try_get::<String, _>("first")?), unkey(&r.try_get::<String, _>("last")?))))
-            .collect()
-    }
-
-    async fn range_at_or_below(&mut self, pool: &str, v: u128) -> Result<Option<(u128, u128)>> {
         let row = sqlx::query(
             "SELECT first, last FROM pool_ranges WHERE pool_id = $1 AND first <= $2 ORDER BY first DESC LIMIT 1",
         )
@@ -170,10 +235,19 @@ impl Tx {
         .bind(key(v))
         .fetch_optional(&mut *self.inner)
         .await?;
-        match row {
-            Some(r) => Ok(Some((unkey(&r.try_get::<String, _>("first")?), unkey(&r.try_get::<String, _>("last")?)))),
-            None => Ok(None),
-        }
+        Ok(match row {
+            Some(r) => row_range(&r)?.1 >= v,
+            None => false,
+        })
+    }
+
+    /// The free ranges of a pool, in order and merged.
+    pub async fn pool_ranges(&mut self, pool: &str) -> Result<Vec<(u128, u128)>> {
+        let rows = sqlx::query("SELECT first, last FROM pool_ranges WHERE pool_id = $1 ORDER BY first")
+            .bind(pool)
+            .fetch_all(&mut *self.inner)
+            .await?;
+        Ok(normalize(rows.iter().map(row_range).collect::<Result<Vec<_>>>()?))
     }
 
     async fn delete_range(&mut self, pool: &str, first: u128) -> Result<()> {
@@ -198,11 +272,23 @@ impl Tx {
 
 #[cfg(test)]
 mod tests {
-    use super::normalize;
+    use super::{chunk, normalize};
 
     #[test]
     fn normalize_merges_adjacent_and_overlapping() {
         assert_eq!(normalize(vec![(5, 9), (1, 3), (4, 4), (20, 30), (25, 40)]), vec![(1, 9), (20, 40)]);
         assert_eq!(normalize(vec![(3, 1)]), vec![]);
+    }
+
+    #[test]
+    fn chunks_cover_exactly_the_ranges() {
+        let c = chunk(&[(2, 254)]);
+        assert_eq!(c.len(), 16);
+        assert_eq!(c.first().unwrap().0, 2);
+        assert_eq!(c.last().unwrap().1, 254);
+        assert_eq!(normalize(c), vec![(2, 254)]);
+        assert_eq!(chunk(&[(7, 7)]), vec![(7, 7)]);
+        let big = chunk(&[(1, 1 << 24)]);
+        assert!(big.len() <= 16);
     }
 }

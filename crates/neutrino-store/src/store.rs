@@ -63,15 +63,24 @@ impl Store {
         let opts = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
         let pool = match backend {
             Backend::Sqlite => {
+                // WAL is a property of the file: switch once, on a connection of
+                // its own (switching needs an exclusive lock, which a
+                // connection opened later under load would fail to get).
+                {
+                    use sqlx::{Connection, Executor};
+                    let mut first = sqlx::AnyConnection::connect_with(&opts).await?;
+                    first.execute("PRAGMA busy_timeout=10000").await?;
+                    first.execute("PRAGMA journal_mode=WAL").await?;
+                    first.close().await?;
+                }
                 AnyPoolOptions::new()
                     .max_connections(4)
-                    .min_connections(1)
+                    .min_connections(4)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             use sqlx::Executor;
-                            conn.execute("PRAGMA journal_mode=WAL").await?;
-                            conn.execute("PRAGMA synchronous=NORMAL").await?;
                             conn.execute("PRAGMA busy_timeout=10000").await?;
+                            conn.execute("PRAGMA synchronous=NORMAL").await?;
                             Ok(())
                         })
                     })
@@ -107,7 +116,14 @@ impl Store {
             Some(m) => Some(m.clone().lock_owned().await),
             None => None,
         };
-        let inner = self.pool.begin().await?;
+        // SQLite: take the write lock up front (BEGIN IMMEDIATE), so a
+        // transaction never has to upgrade from reader to writer — the
+        // upgrade fails at once with "database is locked" when the previous
+        // writer's connection has not finished rolling back.
+        let inner = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
         Ok(Tx::new(inner, guard, self.clone()))
     }
 
