@@ -86,6 +86,11 @@ impl Rendered {
         Rendered { hosts: files::hosts_file(net), addn_hosts: files::addn_hosts_file(net), opts: files::opts_file(net) }
     }
 
+    /// Whether any file on disk differs from these.
+    pub fn differs(&self, dir: &ConfDir) -> bool {
+        dir.read("host") != self.hosts || dir.read("addn_hosts") != self.addn_hosts || dir.read("opts") != self.opts
+    }
+
     /// Writes what changed; returns whether anything did.
     pub fn write(&self, dir: &ConfDir) -> Result<bool> {
         let a = dir.write_if_changed("host", &self.hosts)?;
@@ -182,6 +187,15 @@ pub fn running_pid(dir: &ConfDir) -> Option<i32> {
 fn signal(pid: i32, sig: i32) -> bool {
     // SAFETY: kill(2) on a pid checked to be our dnsmasq just before.
     unsafe { libc::kill(pid, sig) == 0 }
+}
+
+/// Whether SIGHUP would crash a dnsmasq that loaded `hosts`: dnsmasq 2.90
+/// (Debian 12) segfaults on SIGHUP once it has served a client whose
+/// `--dhcp-hostsfile` entry sets a tag (`set:port-<id>`, the entries of
+/// ports with `extra_dhcp_opts`) — reproduced here with a lease and one
+/// SIGHUP. Such networks are reloaded by a restart instead.
+pub fn reload_crashes(hosts: &str) -> bool {
+    hosts.contains(",set:")
 }
 
 /// Asks dnsmasq to re-read its hosts and options files.

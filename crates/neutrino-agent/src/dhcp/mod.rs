@@ -12,8 +12,11 @@
 //!
 //! * Port changes (`network_changed`) rewrite dnsmasq's hosts/options files
 //!   and send it SIGHUP — dnsmasq is restarted only when its command line
-//!   changes (subnets, MTU). Ports are then reported with
-//!   `dhcp_ready_on_ports`, which lets them go ACTIVE.
+//!   changes (subnets, MTU), or when SIGHUP would crash it (dnsmasq 2.90
+//!   with tagged host entries, see [`dnsmasq::reload_crashes`]) — after
+//!   releasing the leases of ports that are
+//!   gone, so their addresses can be handed out again at once. Ports are
+//!   then reported with `dhcp_ready_on_ports`, which lets them go ACTIVE.
 //! * `network_removed` tears the namespace down and releases the port;
 //!   `network_update` (fanout) reloads a served network whose MTU or DNS
 //!   domain changed.
@@ -24,7 +27,8 @@
 //!   marked as its own) is removed.
 //!
 //! Modules: [`config`] (options), [`model`] (the server's data), [`files`]
-//! (dnsmasq's files), [`dnsmasq`] (the process), [`device`] (namespace,
+//! (dnsmasq's files), [`dnsmasq`] (the process), [`release`] (lease
+//! release), [`device`] (namespace,
 //! veth, OVS), [`network`] (converging one network), [`manager`] (the event
 //! loop), [`rpc`] (server calls and notifications), [`report`] (state and
 //! readiness reports).
@@ -48,6 +52,7 @@ pub mod files;
 pub mod manager;
 pub mod model;
 pub mod network;
+pub mod release;
 pub mod report;
 pub mod rpc;
 

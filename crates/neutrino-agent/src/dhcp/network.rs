@@ -16,6 +16,7 @@ use super::dnsmasq::{self, ConfDir, Rendered};
 use super::error::Result;
 use super::files;
 use super::model::{NetModel, Port};
+use super::release;
 use super::rpc::PluginApi;
 
 /// What the agent remembers about a network it serves.
@@ -181,22 +182,28 @@ pub async fn converge(ctx: &Ctx, network_id: &str, prev: Option<NetState>, verif
         Some(p) if !verify && dnsmasq::alive(p.pid) => Some(p.pid),
         _ => dnsmasq::running_pid(&dir),
     };
+    let changed = prev.as_ref().is_none_or(|p| p.rendered != rendered || verify) && rendered.differs(&dir);
     let pid = match running {
         Some(pid) if same_cmdline(prev.as_ref(), pid, &cmdline, verify) => {
-            if prev.as_ref().is_none_or(|p| p.rendered != rendered || verify) && rendered.write(&dir)? {
+            if changed && dnsmasq::reload_crashes(&dir.read("host")) {
+                // dnsmasq 2.90 dies on SIGHUP after serving a tagged host entry.
+                tracing::debug!(network = network_id, pid, "tagged host entries: restarting dnsmasq instead of SIGHUP");
+                restart(ctx, network_id, Some(pid), &dir, &net, &rendered, &netns, &cmdline).await?
+            } else if changed {
+                release_stale(network_id, &net, &dir, &netns, &spec).await;
+                rendered.write(&dir)?;
                 dnsmasq::reload(pid)?;
                 tracing::debug!(network = network_id, pid, "dnsmasq reloaded");
+                pid
+            } else {
+                pid
             }
-            pid
         }
         other => {
             if let Some(pid) = other {
                 tracing::info!(network = network_id, pid, "dnsmasq configuration changed: restarting it");
-                dnsmasq::stop(pid, Duration::from_secs(3)).await;
             }
-            rendered.write(&dir)?;
-            dir.write_if_changed("leases", &files::init_leases(&net, &dir.read("leases")))?;
-            start(ctx, network_id, &dir, &netns, &cmdline).await?
+            restart(ctx, network_id, other, &dir, &net, &rendered, &netns, &cmdline).await?
         }
     };
 
@@ -218,6 +225,45 @@ pub async fn converge(ctx: &Ctx, network_id: &str, prev: Option<NetState>, verif
         Box::new(NetState { device: spec, cmdline, rendered, pid, reported, ports, subnets: dhcp_subnets.len() }),
         ready,
     ))
+}
+
+/// Releases the leases of ports that are gone (or moved), which would keep
+/// their addresses from the next owner, and waits until dnsmasq processed
+/// that (before it re-reads its files). Failures are logged only.
+async fn release_stale(network_id: &str, net: &NetModel, dir: &ConfDir, netns: &str, spec: &DeviceSpec) {
+    let stale = release::stale_leases(net, &release::read_leases(&dir.read("leases")));
+    if stale.is_empty() {
+        return;
+    }
+    let which: Vec<String> = stale.iter().map(|l| format!("{} {}", l.mac, l.ip)).collect();
+    match release::release(netns, &spec.ns_dev(), &spec.cidrs, stale.clone()).await {
+        Ok(n) => {
+            let gone = release::wait_released(&dir.file("leases"), &stale, Duration::from_millis(500)).await;
+            tracing::debug!(network = network_id, leases = n, ?which, gone, "released stale leases");
+        }
+        Err(e) => tracing::warn!(network = network_id, error = %e, "releasing stale leases failed"),
+    }
+}
+
+/// (Re)starts dnsmasq with fresh files: the lease file is rebuilt from the
+/// ports (leases of ports that are gone disappear with it).
+#[allow(clippy::too_many_arguments)]
+async fn restart(
+    ctx: &Ctx,
+    network_id: &str,
+    old: Option<i32>,
+    dir: &ConfDir,
+    net: &NetModel,
+    rendered: &Rendered,
+    netns: &str,
+    cmdline: &[String],
+) -> Result<i32> {
+    if let Some(pid) = old {
+        dnsmasq::stop(pid, Duration::from_secs(3)).await;
+    }
+    rendered.write(dir)?;
+    dir.write_if_changed("leases", &files::init_leases(net, &dir.read("leases")))?;
+    start(ctx, network_id, dir, netns, cmdline).await
 }
 
 fn same_cmdline(prev: Option<&NetState>, pid: i32, cmdline: &[String], verify: bool) -> bool {
