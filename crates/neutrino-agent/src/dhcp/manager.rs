@@ -239,6 +239,15 @@ impl Manager {
             match ctx.plugin.active_networks().await {
                 Ok(active) => {
                     let local = local_networks(&ctx).await;
+                    // Missing namespaces in one batch (one process, instead of
+                    // one per network competing for the kernel's locks).
+                    let missing: Vec<String> =
+                        active.iter().map(|id| ctx.netns(id)).filter(|n| !Netns::new(n.as_str()).exists()).collect();
+                    if missing.len() > 1 {
+                        if let Err(e) = Netns::create_many(&missing).await {
+                            tracing::warn!(error = %e, "creating the namespaces in one batch failed");
+                        }
+                    }
                     let active = active.into_iter().collect();
                     let _ = tx.send(Command::Round(RoundStart { started, reason, active, local }));
                 }
