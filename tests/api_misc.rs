@@ -97,3 +97,43 @@ on_both_stores!(quotas, |srv: Server| async move {
     c.delete(&format!("networks/{}", nets["networks"][0]["id"].as_str().unwrap())).await.expect(204);
     c.network("d").await;
 });
+
+on_both_stores!(metering_and_service_providers, |srv: Server| async move {
+    let admin = srv.admin();
+    let member = srv.member(&project());
+    let sp = member.get("service-providers").await.expect(200);
+    assert_eq!(sp["service_providers"][0]["service_type"], "L3_ROUTER_NAT");
+    member
+        .post("metering/metering-labels", json!({"metering_label": {"name": "x"}}))
+        .await
+        .fault(403, "PolicyNotAuthorized");
+    let l = admin
+        .post("metering/metering-labels", json!({"metering_label": {"name": "l1", "description": "d"}}))
+        .await
+        .expect(201)["metering_label"]
+        .clone();
+    assert_eq!(l["shared"], false);
+    let lid = l["id"].as_str().unwrap();
+    let r = admin
+        .post("metering/metering-label-rules", json!({"metering_label_rule": {"metering_label_id": lid, "direction": "ingress", "remote_ip_prefix": "10.0.0.0/24"}}))
+        .await
+        .expect(201)["metering_label_rule"]
+        .clone();
+    assert_eq!(r["excluded"], false);
+    admin
+        .post("metering/metering-label-rules", json!({"metering_label_rule": {"metering_label_id": lid, "direction": "ingress", "remote_ip_prefix": "10.0.0.128/25"}}))
+        .await
+        .fault(409, "MeteringLabelRuleOverlaps");
+    admin
+        .post("metering/metering-label-rules", json!({"metering_label_rule": {"metering_label_id": lid, "direction": "egress", "remote_ip_prefix": "10.0.0.0/24", "source_ip_prefix": "10.1.0.0/24"}}))
+        .await
+        .fault(400, "HTTPBadRequest");
+    let rules = admin.get(&format!("metering/metering-label-rules?id={}", r["id"].as_str().unwrap())).await.expect(200);
+    assert_eq!(rules["metering_label_rules"].as_array().unwrap().len(), 1);
+    admin.delete(&format!("metering/metering-labels/{lid}")).await.expect(204);
+    admin
+        .get(&format!("metering/metering-label-rules/{}", r["id"].as_str().unwrap()))
+        .await
+        .fault(404, "MeteringLabelRuleNotFound");
+    admin.get(&format!("metering/metering-labels/{lid}")).await.fault(404, "MeteringLabelNotFound");
+});

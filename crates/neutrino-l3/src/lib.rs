@@ -8,6 +8,7 @@
 
 mod error;
 mod floatingip;
+mod metering;
 mod observer;
 mod router;
 mod scheduler;
@@ -39,7 +40,12 @@ pub fn plugins(core: &Arc<Core>) -> Vec<Arc<dyn ResourcePlugin>> {
     core.add_port_observer(Arc::new(observer::L3PortObserver));
     core.add_agent_observer(Arc::new(scheduler::L3AgentObserver));
     core.add_agent_subresource(Arc::new(scheduler::L3Routers(core.clone())));
-    vec![Arc::new(Routers(core.clone())), Arc::new(FloatingIps(core.clone()))]
+    vec![
+        Arc::new(Routers(core.clone())),
+        Arc::new(FloatingIps(core.clone())),
+        Arc::new(metering::MeteringLabels(core.clone())),
+        Arc::new(metering::MeteringLabelRules(core.clone())),
+    ]
 }
 
 /// (subnet id, address) pairs of a port.

@@ -16,6 +16,7 @@ pub mod error;
 pub mod network;
 pub mod notify;
 pub mod port;
+pub mod providers;
 pub mod quota;
 pub mod secgroup;
 pub mod segment;
@@ -180,7 +181,14 @@ impl Core {
 
     /// Second half, as late as possible: takes `n` units within `limit`.
     /// Unlimited resources keep no counter, so they contend on nothing.
-    pub async fn quota_take_prepared(&self, tx: &mut Tx, project: &str, resource: &str, n: i64, limit: i64) -> Result<()> {
+    pub async fn quota_take_prepared(
+        &self,
+        tx: &mut Tx,
+        project: &str,
+        resource: &str,
+        n: i64,
+        limit: i64,
+    ) -> Result<()> {
         if limit < 0 || project.is_empty() {
             return Ok(());
         }
@@ -253,6 +261,7 @@ pub fn plugins(core: &Arc<Core>) -> Vec<Arc<dyn ResourcePlugin>> {
         Arc::new(agents::Agents(core.clone())),
         Arc::new(agents::AvailabilityZones(core.clone())),
         Arc::new(segment::Segments(core.clone())),
+        Arc::new(providers::ServiceProviders),
     ]
 }
 

@@ -39,6 +39,12 @@ pub static FLOATINGIPS: Table = Table {
 /// `agents`: one agent of a type per host.
 pub static AGENTS: Table = Table { name: "agents", cols: &["host", "agent_type"], uniques: &[&["agent_type", "host"]] };
 
+/// `metering_labels`.
+pub static METERING_LABELS: Table = Table { name: "metering_labels", cols: &[], uniques: &[] };
+/// `metering_label_rules`.
+pub static METERING_LABEL_RULES: Table =
+    Table { name: "metering_label_rules", cols: &["metering_label_id"], uniques: &[] };
+
 /// Resource tables of schema version 1.
 const V1_TABLES: &[&Table] = &[
     &NETWORKS,
@@ -94,6 +100,10 @@ fn v2(_: Backend) -> Vec<String> {
     .to_vec()
 }
 
+fn v3(_: Backend) -> Vec<String> {
+    [&METERING_LABELS, &METERING_LABEL_RULES].iter().flat_map(|t| t.ddl()).collect()
+}
+
 /// The network schema's migrations, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -102,4 +112,5 @@ pub const MIGRATIONS: &[Migration] = &[
         statements: v1,
     },
     Migration { version: 2, description: "DHCP and L3 agent scheduling", statements: v2 },
+    Migration { version: 3, description: "metering labels and rules", statements: v3 },
 ];

@@ -3,6 +3,7 @@
 
 pub mod address_scope;
 pub mod agent;
+pub mod metering;
 pub mod network;
 pub mod port;
 pub mod quota;
