@@ -300,3 +300,28 @@ on_both_stores!(floating_ips, |srv: Server| async move {
         .clone();
     assert_eq!(again["floating_ip_address"], "203.0.113.2");
 });
+
+on_both_stores!(external_network_delete_and_router_port_ips, |srv: Server| async move {
+    let admin = srv.admin();
+    let ext = external(&admin, "203.0.113.0/24").await;
+    let f = admin.post("floatingips", json!({"floatingip": {"floating_network_id": ext["id"]}})).await.expect(201)
+        ["floatingip"]
+        .clone();
+    // Unassociated floating IPs go with their external network.
+    admin.delete(&format!("networks/{}", id(&ext))).await.expect(204);
+    admin.get(&format!("floatingips/{}", id(&f))).await.fault(404, "FloatingIPNotFound");
+    // A router interface keeps its IPv4 address; restating its subnet is fine.
+    let c = srv.member(&project());
+    let n = c.network("n").await;
+    let s1 = c.subnet(&n, "10.0.0.0/24").await;
+    let r = c.post("routers", json!({"router": {"name": "r"}})).await.expect(201)["router"].clone();
+    let i =
+        c.put(&format!("routers/{}/add_router_interface", id(&r)), json!({"subnet_id": s1["id"]})).await.expect(200);
+    let pid = i["port_id"].as_str().unwrap();
+    let same =
+        c.put(&format!("ports/{pid}"), json!({"port": {"fixed_ips": [{"subnet_id": s1["id"]}]}})).await.expect(200);
+    assert_eq!(same["port"]["fixed_ips"][0]["ip_address"], "10.0.0.1");
+    c.put(&format!("ports/{pid}"), json!({"port": {"fixed_ips": [{"subnet_id": s1["id"], "ip_address": "10.0.0.9"}]}}))
+        .await
+        .fault(400, "IPAddressChangeNotAllowed");
+});

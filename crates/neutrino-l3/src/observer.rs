@@ -59,6 +59,32 @@ impl PortObserver for L3PortObserver {
         Ok(())
     }
 
+    /// Deleting an external network deletes its unassociated floating IPs
+    /// (associated ones keep the network in use).
+    async fn before_network_delete(
+        &self,
+        core: &neutrino_ml2::Core,
+        tx: &mut Tx,
+        out: &mut Outbox,
+        network: &Map,
+    ) -> Result<(), Ml2Error> {
+        let net = s(network, "id").to_string();
+        for fip in tx.list(&FLOATINGIPS, &[("floating_network_id", vec![net.clone()])]).await? {
+            if fip.get("port_id").is_some_and(|p| !p.is_null()) {
+                continue;
+            }
+            let fid = s(&fip, "id").to_string();
+            tx.delete(&FLOATINGIPS, &fid).await?;
+            for p in tx.list(&neutrino_store::schema::PORTS, &[("device_id", vec![fid.clone()])]).await? {
+                if s(&p, "device_owner") == OWNER_FLOATINGIP {
+                    neutrino_ml2::port::delete_in(core, tx, out, &p).await?;
+                }
+            }
+            out.push("floatingip", Action::Delete, &fip);
+        }
+        Ok(())
+    }
+
     /// Router ports keep their IPv4 addresses (l3-port-ip-change-not-allowed).
     async fn before_port_update(&self, tx: &mut Tx, port: &Map, changes: &Map) -> Result<(), Ml2Error> {
         let Some(Value::Array(new)) = changes.get("fixed_ips") else { return Ok(()) };
@@ -72,11 +98,27 @@ impl PortObserver for L3PortObserver {
             v.sort();
             v
         };
+        // What the update would leave: an entry naming only a subnet keeps the
+        // port's address on that subnet, as the core plugin does.
+        let mut remaining = crate::fixed_ips(port);
+        let mut after = vec![];
+        for f in new {
+            match f.get("ip_address").and_then(Value::as_str) {
+                Some(ip) => {
+                    remaining.retain(|(_, o)| o != ip);
+                    after.push(ip.to_string());
+                }
+                None => {
+                    let sid = f.get("subnet_id").and_then(Value::as_str).unwrap_or("");
+                    match remaining.iter().position(|(sn, _)| sn == sid) {
+                        Some(i) => after.push(remaining.remove(i).1),
+                        None => after.push(format!("new:{sid}.")),
+                    }
+                }
+            }
+        }
         let old = v4(crate::fixed_ips(port).into_iter().map(|(_, ip)| ip).collect());
-        let asked: Vec<String> =
-            new.iter().filter_map(|f| f.get("ip_address").and_then(Value::as_str).map(String::from)).collect();
-        let subnets_only = new.iter().any(|f| f.get("ip_address").is_none());
-        if subnets_only || v4(asked) != old {
+        if v4(after) != old {
             return Err(Ml2Error::Fault(neutrino_lib::Fault::new(
                 400,
                 "IPAddressChangeNotAllowed",

@@ -53,6 +53,12 @@ pub trait PortObserver: Send + Sync {
     async fn before_port_update(&self, _tx: &mut Tx, _port: &Map, _changes: &Map) -> Result<()> {
         Ok(())
     }
+
+    /// A network is about to be deleted (before its remaining ports are
+    /// checked): the L3 plugin removes unassociated floating IPs on it.
+    async fn before_network_delete(&self, _core: &Core, _tx: &mut Tx, _out: &mut Outbox, _network: &Map) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Something that wants to know when an agent comes up (first report, or

@@ -269,6 +269,9 @@ impl ResourcePlugin for Networks {
             tx.get(&NETWORKS, id).await.map_err(Ml2Error::from)?.ok_or_else(|| Ml2Error::NetworkNotFound(id.into()))?;
         stamp::check_if_match(&doc, if_match)?;
         let mut out = Outbox::default();
+        for o in core.port_observers() {
+            o.before_network_delete(core, &mut tx, &mut out, &doc).await?;
+        }
         let ports = tx.list(&PORTS, &[("network_id", vec![id.to_string()])]).await.map_err(Ml2Error::from)?;
         if ports.iter().any(|p| stamp::str_of(p, "device_owner") != neutrino_lib::defs::DEVICE_OWNER_DHCP) {
             return Err(Ml2Error::NetworkInUse(id.into()).into());
