@@ -104,6 +104,9 @@ pub async fn release(tx: &mut Tx, subnet: &SubnetRef, ip: IpAddr) -> Result<(), 
 /// Replaces the allocation pools of a subnet: the free set becomes the new
 /// pools minus every address currently allocated.
 pub async fn set_pools(tx: &mut Tx, subnet: &SubnetRef) -> Result<(), IpamError> {
+    // Exclusive first: allocations in flight (they hold the pool shared)
+    // commit before the allocations are read, so none is missed.
+    tx.pool_lock(&pool_id(&subnet.id)).await?;
     let mut free = subnet.pools.clone();
     for a in tx.alloc_by_subnet(&subnet.id).await? {
         if let Ok(ip) = a.ip_address.parse::<IpAddr>() {
