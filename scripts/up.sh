@@ -4,6 +4,9 @@
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 apt_install ca-certificates gcc pkg-config iproute2
+# `neutrino up --sim-hosts N` (simulated hypervisors) and `neutrino vm`: Open vSwitch
+# (userspace datapath; no daemon of the package is started), ping and ethtool in the VMs
+apt_install openvswitch-switch iputils-ping ethtool
 ensure_rust
 log "building neutrino (release)"
 cargo build --release -p neutrino

@@ -10,6 +10,9 @@
 //! rabbit://…` they are `neutrino agent l2` processes (configured through an
 //! `openvswitch_agent.ini` each), restarted if they exit.
 //!
+//! Agent processes log to `<state dir>/sim/<host>/l2-agent.log`, filtered by
+//! `NEUTRINO_AGENT_LOG` (else `RUST_LOG`).
+//!
 //! What `neutrino vm` needs to reach the hosts is written to
 //! `<state dir>/sim.json` ([`SimRecord`]). Everything lives under one
 //! namespace prefix derived from the state directory, so stopping `up`
@@ -402,6 +405,10 @@ async fn supervise(
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log);
         let mut cmd = tokio::process::Command::new(&exe);
         cmd.args(["agent", "l2", "--host", &host, "--config"]).arg(&ini).stdin(std::process::Stdio::null());
+        if let Ok(filter) = std::env::var("NEUTRINO_AGENT_LOG") {
+            // The agents' own log filter (RUST_LOG applies otherwise).
+            cmd.env("RUST_LOG", filter);
+        }
         if let Ok(f) = out {
             if let Ok(f2) = f.try_clone() {
                 cmd.stdout(f).stderr(f2);

@@ -30,9 +30,13 @@ async fn tunnel_networks_connect_hosts() {
         let doc = cloud.admin.req("GET", &format!("networks/{net}"), None, &[]).await.expect(200);
         assert_eq!(doc["network"]["provider:network_type"], t);
         ping_across(&cloud, &net, t).await;
-        // The tunnel port of that type exists on both hosts.
+        // compute1 has a tunnel port of that type to compute2's underlay address.
+        let text = std::fs::read_to_string(cloud.state_dir.join("sim.json")).unwrap();
+        let rec: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let ip: std::net::Ipv4Addr = rec["hosts"][1]["underlay_ip"].as_str().unwrap().parse().unwrap();
+        let name = format!("{t}-{:08x}", u32::from(ip));
         let ports = cloud.vsctl("compute1", &["list-ports", "br-tun"]).await;
-        assert!(ports.contains(&format!("{t}-c6336402")), "compute1 has a {t} tunnel to 198.51.100.2: {ports}");
+        assert!(ports.contains(&name), "compute1 has a {t} tunnel to {ip} ({name}): {ports}");
     }
     let flows = cloud.flows("compute1", "br-tun").await;
     assert!(flows.contains("table=21") && flows.contains("arp_tpa="), "ARP responder entries: {flows}");

@@ -142,6 +142,7 @@ impl Core {
         let mut tx = self.store.begin().await?;
         let Some(mut p) = tx.get(&PORTS, port_id).await? else { return Ok(None) };
         let mut blocks: Vec<Value> = p.get("_provisioning").and_then(Value::as_array).cloned().unwrap_or_default();
+        let before = blocks.len();
         blocks.retain(|b| b.as_str() != Some(entity));
         p.insert("_provisioning".into(), Value::Array(blocks.clone()));
         let bound = stamp::str_of(&p, "binding:vif_type") == "ovs";
@@ -151,6 +152,10 @@ impl Core {
             stamp::str_of(&p, "status")
         };
         let changed = new_status != stamp::str_of(&p, "status");
+        if !changed && blocks.len() == before {
+            // Nothing to record (an agent resyncing reports its ports up again).
+            return Ok(None);
+        }
         p.insert("status".into(), json!(new_status));
         if changed {
             stamp::changed(&mut p);

@@ -191,7 +191,10 @@ async fn boot(dir: &std::path::Path, b: BootArgs) -> anyhow::Result<()> {
     };
     rec.save(dir)?;
     let mtu = net["mtu"].as_u64().and_then(|m| u32::try_from(m).ok()).unwrap_or(1500);
-    plug::plug(&host, &rec, mtu).await?;
+    let ipv6 = port["fixed_ips"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|x| x["ip_address"].as_str().is_some_and(|a| a.contains(':'))));
+    plug::plug(&host, &rec, mtu, ipv6).await?;
     let plugged = started.elapsed();
     // Nova waits for network-vif-plugged: the port going ACTIVE.
     let deadline = Instant::now() + Duration::from_secs(b.timeout);

@@ -114,13 +114,30 @@ fn shadow_resolv_conf(ns: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates the VM namespace and plugs it into the host's br-int.
-pub async fn plug(host: &SimHostRecord, vm: &VmRecord, mtu: u32) -> anyhow::Result<()> {
+/// Creates the VM namespace and plugs it into the host's br-int. Without
+/// IPv6 addresses on the port, IPv6 is off on both ends of the veth (no
+/// link-local chatter flooding the simulated networks).
+pub async fn plug(host: &SimHostRecord, vm: &VmRecord, mtu: u32, ipv6: bool) -> anyhow::Result<()> {
     let ns = Netns::create(vm.netns.as_str()).await.with_context(|| format!("creating namespace {}", vm.netns))?;
     shadow_resolv_conf(&vm.netns)?;
     let mut b = IpBatch::new(Some(&host.netns));
-    b.veth(&vm.device, "eth0", Some(ns.name()), Some(&vm.mac), Some(mtu)).link_up(&vm.device);
+    b.veth(&vm.device, "eth0", Some(ns.name()), Some(&vm.mac), Some(mtu));
     b.run().await.context("creating the VM's veth pair")?;
+    if !ipv6 {
+        let host_ns = Netns::new(host.netns.as_str());
+        let (tap, eth0) =
+            (format!("net.ipv6.conf.{}.disable_ipv6=1", vm.device), "net.ipv6.conf.eth0.disable_ipv6=1".to_string());
+        let (argv_tap, argv_eth0) = (["sysctl", "-qw", tap.as_str()], ["sysctl", "-qw", eth0.as_str()]);
+        let (a, b) = tokio::join!(host_ns.output(&argv_tap), ns.output(&argv_eth0));
+        for r in [a, b] {
+            if let Some(o) = r.ok().filter(|o| !o.success) {
+                tracing::debug!(stderr = %o.stderr, "disabling IPv6 failed");
+            }
+        }
+    }
+    let mut b = IpBatch::new(Some(&host.netns));
+    b.link_up(&vm.device);
+    b.run().await.context("bringing the VM's veth up")?;
     let mut b = ns.ip();
     b.link_up("lo").link_up("eth0");
     b.run().await.context("bringing eth0 up")?;

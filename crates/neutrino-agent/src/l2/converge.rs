@@ -264,8 +264,11 @@ impl Agent {
         if !rules_changed.is_empty() {
             tracing::debug!(groups = ?rules_changed, "security group rules changed");
         }
+        let shared_changed = !rules_changed.is_empty() || info.sg_member_ips != self.fw.info().sg_member_ips;
         self.fw.set_info(info);
-        w.dirty.insert(Owner::Firewall(0));
+        if shared_changed || w.groups_changed {
+            w.dirty.insert(Owner::Firewall(0));
+        }
         Ok(())
     }
 
@@ -290,6 +293,7 @@ impl Agent {
             return self.resync().await;
         }
         let mut w = Work::default();
+        let mut clock = StageClock::new();
         for (id, iface) in &p.unplugged {
             if self.ports.get(id).is_some_and(|x| &x.iface == iface) {
                 self.unwire(id, &mut w);
@@ -314,23 +318,64 @@ impl Agent {
             for d in details {
                 self.apply_details(d, &mut w);
             }
+            clock.lap("details");
         }
         let mut nets: BTreeSet<String> = p.peers.union(&w.new_nets).cloned().collect();
         if p.tunnels {
             nets.extend(self.nets.keys().cloned());
         }
         self.refresh_peers(&nets, &mut w).await?;
+        clock.lap("peers");
         self.refresh_groups(&p.groups, &mut w).await?;
+        clock.lap("groups");
         let stale = self.ensure_tunnels(&mut w).await?;
         let tags = std::mem::take(&mut w.tags);
         self.write_tags(&tags).await?;
+        clock.lap("tags");
         self.converge(Some(&w.dirty)).await?;
+        clock.lap("flows");
         self.remove_tunnels(&stale).await?;
-        self.report_devices(&w).await
+        self.report_devices(&w).await?;
+        clock.lap("report");
+        tracing::debug!(stages = %clock, owners = w.dirty.len(), "pass stages");
+        Ok(())
     }
 
     /// Names of the ports on br-int.
     pub(crate) async fn int_port_names(&self) -> L2Result<BTreeSet<String>> {
         Ok(self.db.list_ports(&self.cfg.integration_bridge).await?.into_iter().map(|p| p.name).collect())
+    }
+}
+
+/// Time spent per stage of a pass (for the debug log).
+struct StageClock {
+    last: std::time::Instant,
+    laps: Vec<(&'static str, f64)>,
+}
+
+impl StageClock {
+    fn new() -> StageClock {
+        StageClock { last: std::time::Instant::now(), laps: Vec::new() }
+    }
+
+    fn lap(&mut self, stage: &'static str) {
+        let now = std::time::Instant::now();
+        let ms = (now - self.last).as_secs_f64() * 1e3;
+        if ms >= 0.5 {
+            self.laps.push((stage, ms));
+        }
+        self.last = now;
+    }
+}
+
+impl std::fmt::Display for StageClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (s, ms)) in self.laps.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{s}={ms:.1}ms")?;
+        }
+        Ok(())
     }
 }

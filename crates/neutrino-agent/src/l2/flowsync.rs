@@ -53,12 +53,20 @@ pub struct BridgeFlows {
     ofctl: Ofctl,
     bridge: String,
     canon: Mutex<HashMap<String, Flow>>,
+    /// Owners with flows on the bridge (as of the last sync; `None` until a
+    /// full sync told): owners neither here nor desired need no dump.
+    installed: Mutex<Option<BTreeSet<Owner>>>,
 }
 
 impl BridgeFlows {
     /// Flows of `bridge` through `ofctl`.
     pub fn new(bridge: &str, ofctl: Ofctl) -> BridgeFlows {
-        BridgeFlows { ofctl, bridge: bridge.to_string(), canon: Mutex::new(HashMap::new()) }
+        BridgeFlows {
+            ofctl,
+            bridge: bridge.to_string(),
+            canon: Mutex::new(HashMap::new()),
+            installed: Mutex::new(None),
+        }
     }
 
     /// The bridge name.
@@ -98,10 +106,16 @@ impl BridgeFlows {
     }
 
     async fn dump(&self, scope: &Scope) -> L2Result<Vec<Flow>> {
-        let filters: Vec<String> = match scope {
-            Scope::Owners(s) if s.len() <= PER_OWNER_DUMPS => {
-                s.iter().map(|o| format!("cookie={:#x}/-1", o.cookie())).collect()
-            }
+        // Owners known to have no flows here need no dump.
+        let installed = self.installed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let present: Option<BTreeSet<Owner>> = match (scope, &installed) {
+            (Scope::Owners(s), Some(inst)) => Some(s.intersection(inst).copied().collect()),
+            (Scope::Owners(s), None) => Some(s.clone()),
+            (Scope::All, _) => None,
+        };
+        let filters: Vec<String> = match &present {
+            Some(s) if s.is_empty() => return Ok(Vec::new()),
+            Some(s) if s.len() <= PER_OWNER_DUMPS => s.iter().map(|o| format!("cookie={:#x}/-1", o.cookie())).collect(),
             _ => vec![format!("cookie={TAG:#x}/{TAG_MASK:#x}")],
         };
         let mut out = Vec::new();
@@ -122,11 +136,56 @@ impl BridgeFlows {
         if let Some(f) = outside.first() {
             tracing::warn!(bridge = %self.bridge, flow = %f, n = outside.len(), "desired flows outside the sync scope ignored");
         }
+        let wanted: BTreeSet<Owner> = desired.iter().filter_map(|f| Owner::of_cookie(f.cookie)).collect();
+        // Owners that have no flows here and want none: nothing to look at.
+        let scope = match scope {
+            Scope::Owners(set) => {
+                let installed = self.installed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                match installed {
+                    Some(inst) => {
+                        Scope::Owners(set.iter().copied().filter(|o| wanted.contains(o) || inst.contains(o)).collect())
+                    }
+                    None => Scope::Owners(set.clone()),
+                }
+            }
+            Scope::All => Scope::All,
+        };
+        if scope.is_empty() {
+            return Ok(SyncReport::default());
+        }
+        let t0 = std::time::Instant::now();
         let want = self.canonical(desired).await?;
-        let have = self.dump(scope).await?;
+        let t1 = std::time::Instant::now();
+        let have = self.dump(&scope).await?;
+        let t2 = std::time::Instant::now();
         let (mods, report) = plan(want, have);
         if !mods.is_empty() {
             self.ofctl.apply(&mods).await?;
+        }
+        let ms = |a: std::time::Instant, b: std::time::Instant| (b - a).as_secs_f64() * 1e3;
+        tracing::trace!(
+            bridge = %self.bridge,
+            canonical_ms = ms(t0, t1),
+            dump_ms = ms(t1, t2),
+            apply_ms = ms(t2, std::time::Instant::now()),
+            "flow sync timing"
+        );
+        {
+            let mut inst = self.installed.lock().unwrap_or_else(|p| p.into_inner());
+            match &scope {
+                Scope::All => *inst = Some(wanted),
+                Scope::Owners(set) => {
+                    if let Some(i) = inst.as_mut() {
+                        for o in set {
+                            if wanted.contains(o) {
+                                i.insert(*o);
+                            } else {
+                                i.remove(o);
+                            }
+                        }
+                    }
+                }
+            }
         }
         if !report.is_noop() {
             tracing::debug!(

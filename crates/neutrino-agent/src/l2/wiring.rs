@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use neutrino_lib::southbound::DeviceDetails;
 
 use crate::ovsdb::ops::row;
-use crate::ovsdb::{Commit, Condition, Datum, Operation};
+use crate::ovsdb::{Condition, Datum, Operation};
 
 use super::agent::Agent;
 use super::cookies::Owner;
@@ -96,6 +96,12 @@ impl Agent {
                 w.groups_changed = true;
             }
             Some(old) => {
+                if same_wiring(&old.details, &d) && self.nets.get(&net_id).is_some_and(|n| n.segment == seg) {
+                    // Nothing to rewire (a status change, a name...): only
+                    // report it up again, in case the server rebound it.
+                    w.up.insert(id);
+                    return;
+                }
                 if old.details.security_groups != d.security_groups
                     || old.details.port_security_enabled != d.port_security_enabled
                     || old.details.device_owner != d.device_owner
@@ -180,8 +186,7 @@ impl Agent {
     }
 
     /// Writes port tags (and Neutron's `other_config`) in one OVSDB
-    /// transaction, waiting until ovs-vswitchd applied them; tags already in
-    /// place are skipped.
+    /// transaction; tags already in place are skipped.
     pub(crate) async fn write_tags(&mut self, tags: &BTreeMap<String, (u16, String)>) -> L2Result<()> {
         let mut ops = Vec::new();
         let mut written = Vec::new();
@@ -213,12 +218,17 @@ impl Agent {
             return Ok(());
         }
         let n = ops.len();
-        match Commit::default() {
-            Commit::Wait(t) => self.db.transact_and_wait(&ops, t).await?,
-            Commit::NoWait => self.db.transact(&ops).await?,
-        };
+        // Not waiting for ovs-vswitchd: it applies the tags while the flows
+        // are computed (an untagged port forwards nowhere meanwhile).
+        self.db.transact(&ops).await?;
         tracing::debug!(ports = n, "port tags written");
         self.tags.extend(written);
         Ok(())
     }
+}
+
+/// Whether two details of a port wire it the same way (everything but the
+/// revision number).
+fn same_wiring(a: &DeviceDetails, b: &DeviceDetails) -> bool {
+    DeviceDetails { revision_number: 0, ..a.clone() } == DeviceDetails { revision_number: 0, ..b.clone() }
 }
