@@ -191,7 +191,7 @@ async fn spoofed_ip_and_mac_are_dropped_unless_an_allowed_pair_permits() {
         )
         .await
         .expect(200);
-    let t = until(true, Duration::from_secs(5), || spoof_ip()).await.expect("the pair's address is allowed");
+    let t = until(true, Duration::from_secs(5), spoof_ip).await.expect("the pair's address is allowed");
     eprintln!("FIGURE allowed address pair effective after {} ms", t.as_millis());
     // A forged MAC is dropped, whatever the IP.
     let forged_mac = "fa:16:3e:99:99:99";
