@@ -71,6 +71,17 @@ pub fn chunk(ranges: &[(u128, u128)]) -> Vec<(u128, u128)> {
     out
 }
 
+/// The advisory lock key of a pool (a stable 64-bit hash of its id;
+/// a collision only makes two pools share a guard).
+fn guard_key(pool: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in pool.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}
+
 fn row_range(r: &sqlx::any::AnyRow) -> Result<(u128, u128)> {
     Ok((unkey(&r.try_get::<String, _>("first")?), unkey(&r.try_get::<String, _>("last")?)))
 }
@@ -101,17 +112,25 @@ impl Tx {
     }
 
     /// Locks a pool exclusively until commit (replacing its ranges); `false`
-    /// if it does not exist.
+    /// if it does not exist. On PostgreSQL the guard is a transaction-level
+    /// advisory lock: shared by takers and releasers, exclusive here; it
+    /// lives in shared memory, so holding it writes nothing.
     pub async fn pool_lock(&mut self, pool: &str) -> Result<bool> {
-        let sql = format!("SELECT pool_id FROM range_pools WHERE pool_id = $1{}", self.for_update());
-        Ok(sqlx::query(&sql).bind(pool).fetch_optional(&mut *self.inner).await?.is_some())
+        if self.pg() {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(guard_key(pool)).execute(&mut *self.inner).await?;
+        }
+        self.pool_exists(pool).await
     }
 
-    /// Holds a pool shared (takers and releasers); `false` if it does not exist.
-    async fn pool_share(&mut self, pool: &str) -> Result<bool> {
-        let lock = if self.pg() { " FOR SHARE" } else { "" };
-        let sql = format!("SELECT pool_id FROM range_pools WHERE pool_id = $1{lock}");
-        Ok(sqlx::query(&sql).bind(pool).fetch_optional(&mut *self.inner).await?.is_some())
+    /// Holds a pool's guard shared (takers and releasers).
+    async fn pool_share(&mut self, pool: &str) -> Result<()> {
+        if self.pg() {
+            sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+                .bind(guard_key(pool))
+                .execute(&mut *self.inner)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Does the pool exist?
@@ -134,13 +153,24 @@ impl Tx {
     /// Takes the lowest free value not being taken by someone else right now,
     /// or `None` when the pool is exhausted.
     pub async fn pool_take_first(&mut self, pool: &str) -> Result<Option<u128>> {
-        if !self.pool_share(pool).await? {
-            return Ok(None);
-        }
+        let mut guarded = false;
         loop {
-            let skip = if self.pg() { " FOR UPDATE SKIP LOCKED" } else { "" };
-            let sql = format!("SELECT first, last FROM pool_ranges WHERE pool_id = $1 ORDER BY first LIMIT 1{skip}");
-            let mut row = sqlx::query(&sql).bind(pool).fetch_optional(&mut *self.inner).await?;
+            // First pass: take the guard (shared) and a free row in one round trip.
+            let mut row = if self.pg() && !guarded {
+                guarded = true;
+                sqlx::query(
+                    "WITH g AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($2)) SELECT r.first, r.last FROM g, pool_ranges r WHERE r.pool_id = $1 ORDER BY r.first LIMIT 1 FOR UPDATE OF r SKIP LOCKED",
+                )
+                .bind(pool)
+                .bind(guard_key(pool))
+                .fetch_optional(&mut *self.inner)
+                .await?
+            } else {
+                let skip = if self.pg() { " FOR UPDATE SKIP LOCKED" } else { "" };
+                let sql =
+                    format!("SELECT first, last FROM pool_ranges WHERE pool_id = $1 ORDER BY first LIMIT 1{skip}");
+                sqlx::query(&sql).bind(pool).fetch_optional(&mut *self.inner).await?
+            };
             if row.is_none() && self.pg() {
                 // Every row is busy (or none is left): wait for the lowest one.
                 row = sqlx::query(
@@ -178,9 +208,7 @@ impl Tx {
 
     /// Takes a specific value; `false` if it is not free.
     pub async fn pool_take(&mut self, pool: &str, v: u128) -> Result<bool> {
-        if !self.pool_share(pool).await? {
-            return Ok(false);
-        }
+        self.pool_share(pool).await?;
         loop {
             let lock = self.for_update();
             let sql = format!(
@@ -214,7 +242,8 @@ impl Tx {
     /// Returns an allocated value to the pool. It becomes a range of its own
     /// (taken first again, lowest first), so releasing locks nothing.
     pub async fn pool_release(&mut self, pool: &str, v: u128) -> Result<()> {
-        if !self.pool_share(pool).await? {
+        self.pool_share(pool).await?;
+        if !self.pool_exists(pool).await? {
             return Ok(());
         }
         sqlx::query("INSERT INTO pool_ranges (pool_id, first, last) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
