@@ -165,3 +165,30 @@ async fn stopping_up_removes_everything() {
     assert!(stopped, "up stops on SIGTERM");
     dataplane::assert_clean(&prefix, &dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vm_uses_a_token_when_identity_is_on() {
+    require_dataplane!();
+    let cloud = Cloud::start_with_identity(1).await;
+    let token = cloud.token().await;
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: serde_json::Value| {
+        http.post(format!("{}/v2.0/{path}", cloud.server.url)).header("X-Auth-Token", &token).json(&body).send()
+    };
+    let r = post("networks", json!({"network": {"name": "tok"}})).await.unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let net: serde_json::Value = r.json().await.unwrap();
+    let net = net["network"]["id"].as_str().unwrap().to_string();
+    let r =
+        post("subnets", json!({"subnet": {"network_id": net, "cidr": "10.60.0.0/24", "ip_version": 4}})).await.unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    // Without a token the API refuses; `neutrino vm` authenticates with the state directory's openrc.
+    let anon = http.get(format!("{}/v2.0/ports", cloud.server.url)).send().await.unwrap();
+    assert_eq!(anon.status().as_u16(), 401);
+    let a = cloud.boot("ta", &["--network", "tok"]).await;
+    let b = cloud.boot("tb", &["--network", "tok"]).await;
+    assert!(cloud.ping(&a, &b.ip, 2).await);
+    let list = cloud.neutrino(&["vm", "list"]).await;
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert_eq!(text.matches("ACTIVE").count(), 2, "{text}");
+}

@@ -180,6 +180,43 @@ async fn spoofed_ip_and_mac_are_dropped_unless_an_allowed_pair_permits() {
     let before = in_echos(&b).await;
     assert!(!spoof_ip().await, "a forged source IP is dropped");
     assert_eq!(in_echos(&b).await, before, "nothing from the forged IP reached b");
+    // ARP claiming the forged address never reaches b (which would learn any).
+    if neutrino_agent::cmd::which("arping") {
+        dataplane::ns_ok(&b.netns, &["sysctl", "-qw", "net.ipv4.conf.eth0.arp_accept=1"]).await;
+        dataplane::ns_ok(&b.netns, &["ip", "neigh", "del", forged, "dev", "eth0"]).await;
+        dataplane::ns_ok(&a.netns, &["arping", "-c", "2", "-w", "2", "-s", forged, "-I", "eth0", &b.ip]).await;
+        let neigh = dataplane::ns_output(&b.netns, &["ip", "neigh", "show", forged]).await;
+        assert!(!String::from_utf8_lossy(&neigh.stdout).contains("lladdr"), "spoofed ARP learned by b");
+        assert!(
+            dataplane::ns_ok(&a.netns, &["arping", "-c", "1", "-w", "2", "-I", "eth0", &b.ip]).await,
+            "ARP with a's own address is answered"
+        );
+        dataplane::ns_ok(
+            &b.netns,
+            &["ip", "neigh", "replace", forged, "lladdr", &a.mac, "dev", "eth0", "nud", "permanent"],
+        )
+        .await;
+    }
+    // A DHCP server answer (UDP 67 → 68) from a VM is dropped; b would take one (DHCP replies are allowed in).
+    let dhcp_offer = || async {
+        if !neutrino_agent::cmd::which("socat") {
+            return None;
+        }
+        let rx = tokio::process::Command::new("ip")
+            .args(["netns", "exec", &b.netns, "timeout", "2", "socat", "-u", "UDP4-RECV:68,reuseaddr", "STDOUT"])
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .ok()?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let send = format!("echo offer | socat -u STDIN UDP4-SENDTO:{}:68,sourceport=67", b.ip);
+        dataplane::ns_ok(&a.netns, &["sh", "-c", &send]).await;
+        let out = rx.wait_with_output().await.ok()?;
+        Some(String::from_utf8_lossy(&out.stdout).contains("offer"))
+    };
+    if let Some(got) = dhcp_offer().await {
+        assert!(!got, "a spoofed DHCP server reply reached b");
+    }
     // An allowed address pair permits it.
     cloud
         .admin
@@ -235,6 +272,9 @@ async fn spoofed_ip_and_mac_are_dropped_unless_an_allowed_pair_permits() {
         .await
         .expect(200);
     assert!(cloud.ping_within(&a, &b.ip, Duration::from_secs(5)).await.is_some(), "no port security, no filtering");
+    if let Some(got) = dhcp_offer().await {
+        assert!(got, "without port security the DHCP-server packet gets through (the check above is meaningful)");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

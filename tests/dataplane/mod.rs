@@ -116,7 +116,9 @@ pub struct Vm {
     pub boot: Value,
 }
 
-/// A running cloud: server, simulated hosts, agents.
+/// A running cloud: server, simulated hosts, agents. Fields drop in order:
+/// the server stops first (removing its simulation), then leftovers are
+/// swept, then the vhost goes.
 pub struct Cloud {
     /// The server (`neutrino up`).
     pub server: Server,
@@ -124,10 +126,12 @@ pub struct Cloud {
     pub state_dir: PathBuf,
     /// The simulation's namespace prefix.
     pub prefix: String,
-    /// The vhost, when on RabbitMQ.
-    pub vhost: Option<Vhost>,
     /// An admin client.
     pub admin: Client,
+    /// Sweeps what a failed stop left.
+    _cleanup: Cleanup,
+    /// The vhost, when on RabbitMQ.
+    pub vhost: Option<Vhost>,
 }
 
 impl Cloud {
@@ -157,10 +161,67 @@ impl Cloud {
             serde_json::from_str(&std::fs::read_to_string(state_dir.join("sim.json")).expect("sim.json")).unwrap();
         let prefix = record["prefix"].as_str().unwrap().to_string();
         let admin = Client::new(&server.url, "admin", "admin");
-        let cloud = Cloud { server, state_dir, prefix, vhost, admin };
+        let _cleanup = Cleanup { prefix: prefix.clone(), state_dir: state_dir.clone() };
+        let cloud = Cloud { server, state_dir, prefix, admin, _cleanup, vhost };
         cloud.wait_agents(n as usize).await;
         eprintln!("cloud with {n} simulated hosts ready in {:?}", started.elapsed());
         cloud
+    }
+
+    /// `neutrino up --sim-hosts n` with the identity service on (no
+    /// `--noauth`): clients need a token; the admin client of the cloud is
+    /// then unusable, use [`Cloud::token`].
+    pub async fn start_with_identity(n: u32) -> Cloud {
+        let dir = common::tempdir::Dir::new();
+        let port = common::free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let child = std::process::Command::new(bin())
+            .args(["up", "--sim-hosts", &n.to_string(), "--state-dir"])
+            .arg(&dir.0)
+            .args(["--api-bind", &format!("127.0.0.1:{port}")])
+            .args(["--identity-bind", &format!("127.0.0.1:{}", common::free_port())])
+            .env("RUST_LOG", std::env::var("NEUTRINO_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("neutrino starts");
+        let state_dir = dir.0.clone();
+        let server =
+            Server { kind: common::StoreKind::Sqlite, url: url.clone(), child, state_dir: Some(dir), pg: None };
+        let ready = common_eventually(Duration::from_secs(60), || async {
+            state_dir.join("sim.json").exists()
+                && reqwest::get(format!("{url}/")).await.is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        assert!(ready, "up with identity did not come up");
+        let record: Value =
+            serde_json::from_str(&std::fs::read_to_string(state_dir.join("sim.json")).expect("sim.json")).unwrap();
+        let prefix = record["prefix"].as_str().unwrap().to_string();
+        let admin = Client::new(&server.url, "admin", "admin");
+        let _cleanup = Cleanup { prefix: prefix.clone(), state_dir: state_dir.clone() };
+        Cloud { server, state_dir, prefix, admin, _cleanup, vhost: None }
+    }
+
+    /// A token of the state directory's admin (identity mode).
+    pub async fn token(&self) -> String {
+        let rc = std::fs::read_to_string(self.state_dir.join("openrc")).expect("openrc");
+        let get = |k: &str| {
+            rc.lines()
+                .find_map(|l| l.strip_prefix(&format!("export {k}=")))
+                .map(|v| v.trim_matches('\'').to_string())
+                .unwrap_or_default()
+        };
+        let body = json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": get("OS_USERNAME"), "domain": {"name": "Default"}, "password": get("OS_PASSWORD")}}},
+            "scope": {"project": {"name": get("OS_PROJECT_NAME"), "domain": {"name": "Default"}}}}});
+        let r = reqwest::Client::new()
+            .post(format!("{}/auth/tokens", get("OS_AUTH_URL")))
+            .json(&body)
+            .send()
+            .await
+            .expect("keystone answers");
+        assert_eq!(r.status().as_u16(), 201, "token issued");
+        r.headers()["x-subject-token"].to_str().unwrap().to_string()
     }
 
     /// Waits until `n` Open vSwitch agents are alive.
@@ -421,13 +482,20 @@ fn is_neutrino(pid: u32) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains("neutrino"))
 }
 
-impl Drop for Cloud {
+/// Removes what a cloud left once its server is gone: agent processes
+/// (orphaned if `up` had to be killed), namespaces, resolv.conf shadows.
+struct Cleanup {
+    prefix: String,
+    state_dir: PathBuf,
+}
+
+impl Drop for Cleanup {
     fn drop(&mut self) {
-        // Agent processes are children of `up`: remember them before stopping it.
-        let agents: Vec<u32> = self.hosts().iter().filter_map(|h| h.agent_pid).collect();
-        common::unsafe_kill(&mut self.server.child);
-        for pid in agents {
-            if is_neutrino(pid) {
+        // `up` removes sim.json when it stops cleanly: a record left means it was killed.
+        let text = std::fs::read_to_string(self.state_dir.join("sim.json")).unwrap_or_default();
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        for pid in v["hosts"].as_array().into_iter().flatten().filter_map(|h| h["agent_pid"].as_u64()) {
+            if is_neutrino(pid as u32) {
                 let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
             }
         }
