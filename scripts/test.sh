@@ -22,5 +22,12 @@ if [ ! -x "$OSC_VENV/bin/openstack" ]; then
   "$OSC_VENV/bin/pip" install -q python-openstackclient==10.5.0 openstacksdk==4.22.0
 fi
 export NEUTRINO_OSC_VENV="$OSC_VENV"
+TEMPEST_VENV=${TEMPEST_VENV:-/opt/neutrino-tempest}
+if [ ! -x "$TEMPEST_VENV/bin/tempest" ]; then
+  log "installing tempest 47.0.0 in $TEMPEST_VENV"
+  python3 -m venv "$TEMPEST_VENV"
+  "$TEMPEST_VENV/bin/pip" install -q tempest==47.0.0
+fi
+export TEMPEST_VENV
 log "running the test suite"
 cargo nextest run --workspace --profile ci "$@"

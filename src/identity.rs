@@ -12,6 +12,7 @@ use neutrino_store::Store;
 
 /// The embedded identity service of `neutrino up`: bootstrapped on every
 /// start (idempotent), with `openrc` and `clouds.yaml` written to `dir`.
+/// Returns it with the id of the admin project.
 pub async fn embedded(
     store: &Store,
     ini: &Ini,
@@ -19,7 +20,7 @@ pub async fn embedded(
     identity_url: &str,
     network_url: &str,
     admin_password: Option<String>,
-) -> anyhow::Result<Arc<IdentityService>> {
+) -> anyhow::Result<(Arc<IdentityService>, String)> {
     let mut opts = IdentityOptions::new(identity_url, dir.join("fernet-keys"));
     opts.apply_ini(ini).context("identity configuration")?;
     let identity = Arc::new(IdentityService::new(store.clone(), opts).await.context("identity service")?);
@@ -31,7 +32,7 @@ pub async fn embedded(
     if outcome.password_generated {
         tracing::info!(openrc = %dir.join("openrc").display(), "generated the admin password");
     }
-    Ok(identity)
+    Ok((identity, outcome.admin_project_id.clone()))
 }
 
 /// The identity service of a scale-out server: the shared database and a

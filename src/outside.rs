@@ -12,7 +12,7 @@
 //! ```ignore
 //! let nic = sim.connect_physnet(&network_node, outside::PHYSNET).await?;   // bridge_mappings public:br-public
 //! let api = net.api(Arc::new(neutrino_api::NoAuth));                      // any Api over the same plugins
-//! let outside = outside::provide(&api, "admin", &sim, outside::PHYSNET, outside::NAMESPACE).await?;
+//! let outside = outside::provide(&api, "admin", &sim, outside::PHYSNET, "nt1-outside").await?;
 //! // outside.world.netns() is "the internet"; dropping `outside` removes the namespace
 //! ```
 #![allow(dead_code)] // wired into `neutrino up --sim-hosts` by its orchestration
@@ -20,13 +20,12 @@
 use std::net::SocketAddr;
 
 use anyhow::{bail, Context as _};
-use neutrino_agent::l3::outside::{OutsideWorld, DEFAULT_NAMESPACE, DEFAULT_PHYSNET, PUBLIC_CIDR, PUBLIC_GATEWAY};
+use neutrino_agent::l3::outside::{OutsideWorld, DEFAULT_PHYSNET};
+pub use neutrino_agent::l3::outside::{PUBLIC_CIDR, PUBLIC_GATEWAY};
 use neutrino_agent::simhost::SimNet;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The namespace name of the outside world.
-pub const NAMESPACE: &str = DEFAULT_NAMESPACE;
 /// The physical network of `public`.
 pub const PHYSNET: &str = DEFAULT_PHYSNET;
 /// The name of the external network.

@@ -25,7 +25,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use neutrino_agent::dhcp::{DhcpAgent, DhcpAgentConfig, DhcpAgentHandle};
 use neutrino_agent::l2::{L2AgentHandle, L2Config};
+use neutrino_agent::l3::{L3Agent, L3AgentHandle, L3Config};
 use neutrino_agent::ovsdb::{DatapathType, Endpoint, TunnelType};
 use neutrino_agent::simhost::{SimConfig, SimHost, SimNet};
 use serde_json::{json, Value};
@@ -161,8 +163,9 @@ pub fn prefix_for(state_dir: &Path) -> String {
 
 /// How the agents run.
 enum Agents {
-    /// Tasks of this process.
-    Tasks(Vec<L2AgentHandle>),
+    /// Tasks of this process: an L2 agent per host, and the network node's
+    /// DHCP and L3 agents.
+    Tasks { l2: Vec<L2AgentHandle>, dhcp: Option<DhcpAgentHandle>, l3: Option<L3AgentHandle> },
     /// `neutrino agent l2` processes under a supervisor each.
     Processes { stop: watch::Sender<bool>, supervisors: Vec<tokio::task::JoinHandle<()>> },
 }
@@ -262,8 +265,15 @@ impl Simulation {
                 .collect(),
         };
         let shared = Arc::new(Mutex::new(record));
+        // The network node (the first host) also runs the DHCP and L3 agents.
+        let node = &hosts[0];
+        let dhcp_cfg = DhcpAgentConfig::for_sim_host(node, state_dir.join("sim").join(node.name()).join("dhcp"));
+        let l3_cfg = L3Config::for_sim_host(node, &prefix);
         let agents = if bus.kind() == "in-process" {
-            Agents::Tasks(hosts.iter().map(|h| L2AgentHandle::spawn(agent_config(h), bus.clone())).collect())
+            let l2 = hosts.iter().map(|h| L2AgentHandle::spawn(agent_config(h), bus.clone())).collect();
+            let dhcp = DhcpAgent::start(dhcp_cfg, bus.clone()).await.context("starting the DHCP agent")?;
+            let l3 = L3Agent::start(l3_cfg, bus.clone()).await.context("starting the L3 agent")?;
+            Agents::Tasks { l2, dhcp: Some(dhcp), l3: Some(l3) }
         } else {
             let (stop, stop_rx) = watch::channel(false);
             let mut supervisors = Vec::new();
@@ -281,6 +291,25 @@ impl Simulation {
                     stop_rx.clone(),
                 )));
             }
+            let dir = sim.config().workdir.join(node.name());
+            let dhcp_ini = dir.join("dhcp_agent.ini");
+            std::fs::write(&dhcp_ini, dhcp_cfg.to_ini()).with_context(|| format!("writing {}", dhcp_ini.display()))?;
+            let l3_ini = dir.join("l3_agent.ini");
+            std::fs::write(&l3_ini, l3_cfg.to_ini(Some(transport_url)))
+                .with_context(|| format!("writing {}", l3_ini.display()))?;
+            for (kind, ini, extra) in [
+                ("dhcp", dhcp_ini, vec!["--transport-url".to_string(), transport_url.to_string()]),
+                ("l3", l3_ini, vec![]),
+            ] {
+                supervisors.push(tokio::spawn(supervise_agent(
+                    kind,
+                    node.name().to_string(),
+                    ini,
+                    extra,
+                    dir.join(format!("{kind}-agent.log")),
+                    stop_rx.clone(),
+                )));
+            }
             Agents::Processes { stop, supervisors }
         };
         // Supervisors record their agents' PIDs once the file exists.
@@ -289,7 +318,7 @@ impl Simulation {
             hosts = n,
             prefix = %prefix,
             elapsed_ms = started.elapsed().as_millis() as u64,
-            agents = if matches!(agents, Agents::Tasks(_)) { "tasks" } else { "processes" },
+            agents = if matches!(agents, Agents::Tasks { .. }) { "tasks" } else { "processes" },
             "simulated hosts ready"
         );
         Ok(Simulation { sim, hosts, agents, state_dir: state_dir.to_path_buf() })
@@ -312,8 +341,14 @@ impl Simulation {
     /// file the simulation (and `neutrino vm`) created.
     pub async fn stop(self) {
         match self.agents {
-            Agents::Tasks(agents) => {
-                for a in agents {
+            Agents::Tasks { l2, dhcp, l3 } => {
+                if let Some(a) = l3 {
+                    a.stop().await;
+                }
+                if let Some(a) = dhcp {
+                    a.stop_and_teardown().await;
+                }
+                for a in l2 {
                     let host = a.host().to_string();
                     if let Err(e) = a.stop().await {
                         tracing::debug!(%host, error = %e, "agent stop");
@@ -436,6 +471,68 @@ async fn supervise(
         tokio::select! {
             status = child.wait() => {
                 tracing::warn!(%host, ?status, "L2 agent process exited, restarting");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = stopped(&mut stop) => return,
+                }
+            }
+            _ = stopped(&mut stop) => {
+                if let Some(pid) = child.id() {
+                    let _ = tokio::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+                }
+                if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
+                    let _ = child.kill().await;
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Runs `neutrino agent <kind> --host <host> --config <ini> [extra…]`,
+/// restarting it when it exits, until `stop` (SIGTERM, SIGKILL after 5 s).
+async fn supervise_agent(
+    kind: &'static str,
+    host: String,
+    ini: PathBuf,
+    extra: Vec<String>,
+    log: PathBuf,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Ok(exe) = std::env::current_exe() else {
+        tracing::error!("cannot find the neutrino binary for the agents");
+        return;
+    };
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let mut cmd = tokio::process::Command::new(&exe);
+        cmd.args(["agent", kind, "--host", &host, "--config"])
+            .arg(&ini)
+            .args(&extra)
+            .stdin(std::process::Stdio::null());
+        if let Ok(filter) = std::env::var("NEUTRINO_AGENT_LOG") {
+            cmd.env("RUST_LOG", filter);
+        }
+        if let Ok(f) = std::fs::OpenOptions::new().create(true).append(true).open(&log) {
+            if let Ok(f2) = f.try_clone() {
+                cmd.stdout(f).stderr(f2);
+            }
+        }
+        cmd.kill_on_drop(true);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(%host, kind, error = %e, "cannot start the agent");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        tracing::info!(%host, kind, pid = child.id(), "agent process started");
+        tokio::select! {
+            status = child.wait() => {
+                tracing::warn!(%host, kind, ?status, "agent process exited, restarting");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                     _ = stopped(&mut stop) => return,

@@ -71,20 +71,38 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let endpoint = format!("http://{}", args.api_bind);
     let identity_url = format!("http://{}", args.identity_bind);
     let mut servers = vec![];
+    let mut owner = "admin".to_string();
     let auth: Arc<dyn neutrino_api::Authenticator> = if args.noauth {
         write_noauth_openrc(&dir, &endpoint)?;
         Arc::new(neutrino_api::NoAuth)
     } else {
-        let identity =
+        let (identity, admin_project) =
             crate::identity::embedded(&net.store, &ini, &dir, &identity_url, &endpoint, args.admin_password.clone())
                 .await?;
+        owner = admin_project;
         servers.push(
             service::serve(args.identity_bind, neutrino_identity::router(identity.clone()), stopped(stop_rx.clone()))
                 .await?,
         );
         Arc::new(neutrino_identity::EmbeddedAuth::new(identity))
     };
-    servers.push(service::serve(args.api_bind, net.api(auth).router(), stopped(stop_rx.clone())).await?);
+    let api = net.api(auth);
+    // With simulated hosts, the outside world: the external network `public`
+    // and a namespace holding its gateway, "the internet".
+    let outside = match &l2_agents {
+        crate::sim::UpAgents::Sim(sim) => {
+            // Named after the simulation, so concurrent `up`s don't collide
+            // and a crashed run's sweep (by prefix) removes it too.
+            let netns = format!("{}outside", sim.net().prefix());
+            Some(
+                crate::outside::provide(&api, &owner, sim.net(), crate::outside::PHYSNET, &netns)
+                    .await
+                    .context("providing the outside world")?,
+            )
+        }
+        _ => None,
+    };
+    servers.push(service::serve(args.api_bind, api.router(), stopped(stop_rx.clone())).await?);
     println!("neutrino is up");
     println!("  network API:  {endpoint}/v2.0/  (Neutron v2.0)");
     if args.noauth {
@@ -93,9 +111,18 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         println!("  identity API: {identity_url}/v3  (Keystone v3)");
         println!("  credentials:  source {}   (or clouds.yaml: cloud 'neutrino')", dir.join("openrc").display());
     }
+    if let Some(o) = &outside {
+        println!(
+            "  outside:      network 'public' ({}) reaches namespace {} at {}",
+            crate::outside::PUBLIC_CIDR,
+            o.world.netns().name(),
+            crate::outside::PUBLIC_GATEWAY
+        );
+    }
     println!("  state:        {}", dir.display());
     service::terminated().await;
     tracing::info!("stopping");
+    drop(outside);
     l2_agents.stop().await;
     let _ = stop_tx.send(true);
     for s in servers {

@@ -1,0 +1,82 @@
+//! Conformance: a fixed, quick subset of OpenStack Tempest's network API
+//! suite against `neutrino up --sim-hosts 2` (agents included, so router
+//! ports go ACTIVE), on every CI run. The full suite is
+//! `scripts/conformance.sh` (see the README).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The subset: networks, subnets, ports, security groups, routers, floating IPs.
+const SUBSET: &str = r"^tempest\.api\.network\.(test_networks\.NetworksTest|test_ports\.PortsTestJSON|test_security_groups\.SecGroupTest|test_security_groups_negative\.NegativeSecGroupTest|test_routers\.RoutersTest|test_routers_negative\.RoutersNegativeTest|test_floating_ips\.|admin\.test_routers\.RoutersAdminTest)";
+
+fn tempest_venv() -> PathBuf {
+    PathBuf::from(std::env::var("TEMPEST_VENV").unwrap_or_else(|_| "/opt/neutrino-tempest".into()))
+}
+
+#[test]
+fn tempest_network_subset_passes() {
+    assert!(
+        tempest_venv().join("bin/tempest").exists(),
+        "tempest is missing in {} (scripts/test.sh installs it; set TEMPEST_VENV)",
+        tempest_venv().display()
+    );
+    let dir = common::tempdir::Dir::new();
+    let api = common::free_port();
+    let ident = common::free_port();
+    let up = Command::new(env!("CARGO_BIN_EXE_neutrino"))
+        .args(["up", "--sim-hosts", "2", "--admin-password", "conformance", "--state-dir"])
+        .arg(&dir.0)
+        .args(["--api-bind", &format!("127.0.0.1:{api}"), "--identity-bind", &format!("127.0.0.1:{ident}")])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Stopped (SIGTERM: it removes its simulated hosts) however the test ends.
+    let up = Stop(up);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !dir.0.join("openrc").exists() {
+        assert!(Instant::now() < deadline, "neutrino up did not come up");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
+    let work = common::tempdir::Dir::new();
+    let out = Command::new("bash")
+        .arg(here.join("run-tempest.sh"))
+        .args([&format!("http://127.0.0.1:{ident}/v3"), "admin", "conformance", SUBSET])
+        .env("TEMPEST_VENV", tempest_venv())
+        .env("REFSTACK", &work.0)
+        .env("TEMPEST_WS", work.0.join("ws"))
+        .env("NETWORK_BUILD_TIMEOUT", "60")
+        .output()
+        .unwrap();
+    drop(up);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or("").to_string();
+    let failed =
+        std::fs::read_to_string(work.0.join("ws/results").join(label()).join("fail-reasons.txt")).unwrap_or_default();
+    let nums: Vec<u64> = last.split(|c: char| !c.is_ascii_digit()).filter_map(|x| x.parse().ok()).collect();
+    assert_eq!(nums.len(), 3, "unexpected summary '{last}'\n{}", String::from_utf8_lossy(&out.stderr));
+    let (passed, failures) = (nums[0], nums[1]);
+    assert_eq!(failures, 0, "Tempest failures:\n{failed}");
+    assert!(passed >= 100, "too few tests passed: {last}");
+}
+
+struct Stop(std::process::Child);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        common::unsafe_kill(&mut self.0);
+    }
+}
+
+fn label() -> String {
+    SUBSET
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '_' })
+        .collect::<String>()
+        .trim_matches('_')
+        .to_string()
+}
