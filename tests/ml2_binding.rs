@@ -24,7 +24,10 @@ async fn report(bus: &Arc<dyn Transport>, host: &str, conf: Value) -> Value {
 }
 
 async fn plugin(bus: &Arc<dyn Transport>, method: &str, args: Value) -> Value {
-    RpcClient::new(bus.clone(), Target::topic("q-plugin")).call(&CallContext::admin(), method, args).await.expect("plugin call")
+    RpcClient::new(bus.clone(), Target::topic("q-plugin"))
+        .call(&CallContext::admin(), method, args)
+        .await
+        .expect("plugin call")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,7 +42,12 @@ async fn binding_follows_agents() {
     // compute1 reaches VXLAN and physnet1; compute2 only physnet1 (no tunnels).
     let r = report(&bus, "compute1", json!({"tunnel_types": ["vxlan"], "bridge_mappings": {"physnet1": "br-physnet1"}, "tunneling_ip": "198.51.100.11", "datapath_type": "netdev"})).await;
     assert_eq!(r["status"], "new");
-    report(&bus, "compute2", json!({"tunnel_types": [], "bridge_mappings": {"physnet1": "br-physnet1"}, "tunneling_ip": "198.51.100.12"})).await;
+    report(
+        &bus,
+        "compute2",
+        json!({"tunnel_types": [], "bridge_mappings": {"physnet1": "br-physnet1"}, "tunneling_ip": "198.51.100.12"}),
+    )
+    .await;
     let again = report(&bus, "compute1", json!({"tunnel_types": ["vxlan"], "bridge_mappings": {"physnet1": "br-physnet1"}, "tunneling_ip": "198.51.100.11", "datapath_type": "netdev"})).await;
     assert_eq!(again["status"], "revived", "a start_flag report revives");
 
@@ -62,7 +70,10 @@ async fn binding_follows_agents() {
     let late = admin.post("ports", bind("compute3")).await.expect(201)["port"].clone();
     assert_eq!(late["binding:vif_type"], "binding_failed");
     let unbound = member.port(&net).await;
-    assert_eq!(admin.get(&format!("ports/{}", unbound["id"].as_str().unwrap())).await.expect(200)["port"]["binding:vif_type"], "unbound");
+    assert_eq!(
+        admin.get(&format!("ports/{}", unbound["id"].as_str().unwrap())).await.expect(200)["port"]["binding:vif_type"],
+        "unbound"
+    );
 
     // The agent asks for the device: it gets the segment to wire.
     let details = plugin(&bus, "get_devices_details_list", json!({"devices": [p["id"]], "host": "compute1"})).await;
@@ -73,20 +84,32 @@ async fn binding_follows_agents() {
     let ports_here = plugin(&bus, "get_ports_on_host", json!({"host": "compute1"})).await;
     assert_eq!(ports_here["ports"].as_array().unwrap().len(), 1);
     // Device up → ACTIVE; down → DOWN.
-    let up = plugin(&bus, "update_device_list", json!({"devices_up": [p["id"]], "devices_down": [], "host": "compute1"})).await;
+    let up =
+        plugin(&bus, "update_device_list", json!({"devices_up": [p["id"]], "devices_down": [], "host": "compute1"}))
+            .await;
     assert_eq!(up["devices_up"], json!([p["id"]]));
     let pid = p["id"].as_str().unwrap();
     assert_eq!(admin.get(&format!("ports/{pid}")).await.expect(200)["port"]["status"], "ACTIVE");
     // Another host cannot report for it.
-    let wrong = plugin(&bus, "update_device_list", json!({"devices_up": [], "devices_down": [p["id"]], "host": "compute2"})).await;
+    let wrong =
+        plugin(&bus, "update_device_list", json!({"devices_up": [], "devices_down": [p["id"]], "host": "compute2"}))
+            .await;
     assert_eq!(wrong["devices_down"], json!([p["id"]]), "accepted but ignored");
     assert_eq!(admin.get(&format!("ports/{pid}")).await.expect(200)["port"]["status"], "ACTIVE");
     plugin(&bus, "update_device_list", json!({"devices_up": [], "devices_down": [p["id"]], "host": "compute1"})).await;
     assert_eq!(admin.get(&format!("ports/{pid}")).await.expect(200)["port"]["status"], "DOWN");
 
     // compute3's agent appears: its waiting port gets bound.
-    report(&bus, "compute3", json!({"tunnel_types": ["vxlan", "geneve"], "bridge_mappings": {}, "tunneling_ip": "198.51.100.13"})).await;
-    assert_eq!(admin.get(&format!("ports/{}", late["id"].as_str().unwrap())).await.expect(200)["port"]["binding:vif_type"], "ovs");
+    report(
+        &bus,
+        "compute3",
+        json!({"tunnel_types": ["vxlan", "geneve"], "bridge_mappings": {}, "tunneling_ip": "198.51.100.13"}),
+    )
+    .await;
+    assert_eq!(
+        admin.get(&format!("ports/{}", late["id"].as_str().unwrap())).await.expect(200)["port"]["binding:vif_type"],
+        "ovs"
+    );
     // Peers: compute1 sees compute3's port with compute3's tunnel endpoint.
     let peers = plugin(&bus, "get_network_peers", json!({"networks": [net["id"]], "host": "compute1"})).await;
     let np = &peers["networks"][net["id"].as_str().unwrap()];
@@ -95,18 +118,32 @@ async fn binding_follows_agents() {
     assert_eq!(remote.len(), 1);
     assert_eq!(remote[0]["host"], "compute3");
     assert_eq!(remote[0]["tunnel_ip"], "198.51.100.13");
-    let tunnels = plugin(&bus, "tunnel_sync", json!({"tunnel_ip": "198.51.100.11", "tunnel_types": ["vxlan"], "host": "compute1"})).await;
+    let tunnels = plugin(
+        &bus,
+        "tunnel_sync",
+        json!({"tunnel_ip": "198.51.100.11", "tunnel_types": ["vxlan"], "host": "compute1"}),
+    )
+    .await;
     assert_eq!(tunnels["tunnels"].as_array().unwrap().len(), 2);
 
     // Moving the port to a host whose agent cannot reach the segment fails the binding.
-    let moved = admin.put(&format!("ports/{pid}"), json!({"port": {"binding:host_id": "compute2"}})).await.expect(200)["port"].clone();
+    let moved = admin.put(&format!("ports/{pid}"), json!({"port": {"binding:host_id": "compute2"}})).await.expect(200)
+        ["port"]
+        .clone();
     assert_eq!(moved["binding:vif_type"], "binding_failed");
     // Provider VLAN on physnet1 binds on compute2.
     let vlan = admin.post("networks", json!({"network": {"provider:network_type": "vlan", "provider:physical_network": "physnet1", "provider:segmentation_id": 150}})).await.expect(201)["network"].clone();
-    let vp = admin.post("ports", json!({"port": {"network_id": vlan["id"], "binding:host_id": "compute2"}})).await.expect(201)["port"].clone();
+    let vp = admin
+        .post("ports", json!({"port": {"network_id": vlan["id"], "binding:host_id": "compute2"}}))
+        .await
+        .expect(201)["port"]
+        .clone();
     assert_eq!(vp["binding:vif_type"], "ovs");
     let d = plugin(&bus, "get_devices_details_list", json!({"devices": [vp["id"]], "host": "compute2"})).await;
-    assert_eq!(d["devices"][0]["segment"], json!({"network_type": "vlan", "physical_network": "physnet1", "segmentation_id": 150}));
+    assert_eq!(
+        d["devices"][0]["segment"],
+        json!({"network_type": "vlan", "physical_network": "physnet1", "segmentation_id": 150})
+    );
     // Security group info: rules plus membership, not per-IP expansion.
     let sg = plugin(&bus, "security_group_info_for_devices", json!({"devices": [p["id"]]})).await;
     let groups = sg["security_groups"].as_object().unwrap();
@@ -114,13 +151,25 @@ async fn binding_follows_agents() {
     let g = groups.values().next().unwrap();
     assert_eq!(g["rules"].as_array().unwrap().len(), 4, "the default group's rules");
     let gid = groups.keys().next().unwrap();
-    assert!(sg["sg_member_ips"][gid]["IPv4"].as_array().unwrap().iter().any(|ip| ip == &p["fixed_ips"][0]["ip_address"]));
+    assert!(sg["sg_member_ips"][gid]["IPv4"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|ip| ip == &p["fixed_ips"][0]["ip_address"]));
     // Agent admin: disable, describe, delete.
     let a1 = admin.get("agents?host=compute1").await.expect(200)["agents"][0].clone();
     let a1id = a1["id"].as_str().unwrap();
-    let upd = admin.put(&format!("agents/{a1id}"), json!({"agent": {"admin_state_up": false, "description": "maintenance"}})).await.expect(200)["agent"].clone();
+    let upd = admin
+        .put(&format!("agents/{a1id}"), json!({"agent": {"admin_state_up": false, "description": "maintenance"}}))
+        .await
+        .expect(200)["agent"]
+        .clone();
     assert_eq!(upd["admin_state_up"], false);
-    assert_eq!(admin.post("ports", bind("compute1")).await.expect(201)["port"]["binding:vif_type"], "binding_failed", "a disabled agent does not bind");
+    assert_eq!(
+        admin.post("ports", bind("compute1")).await.expect(201)["port"]["binding:vif_type"],
+        "binding_failed",
+        "a disabled agent does not bind"
+    );
     admin.delete(&format!("agents/{a1id}")).await.expect(204);
     assert_eq!(admin.get("agents").await.expect(200)["agents"].as_array().unwrap().len(), 2);
     drop(srv);

@@ -348,7 +348,8 @@ pub struct RabbitVhost {
 impl RabbitVhost {
     pub fn create() -> RabbitVhost {
         let name = format!("nt-{}", uuid::Uuid::new_v4().simple());
-        let ok = Command::new("rabbitmqctl").args(["-q", "add_vhost", &name]).status().map(|s| s.success()).unwrap_or(false);
+        let ok =
+            Command::new("rabbitmqctl").args(["-q", "add_vhost", &name]).status().map(|s| s.success()).unwrap_or(false);
         assert!(ok, "rabbitmqctl add_vhost {name} failed (is RabbitMQ running?)");
         let ok = Command::new("rabbitmqctl")
             .args(["-q", "set_permissions", "-p", &name, "guest", ".*", ".*", ".*"])

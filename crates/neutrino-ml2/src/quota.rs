@@ -22,7 +22,12 @@ impl Quotas {
         let mut out = BTreeMap::new();
         for (r, _) in neutrino_lib::defs::quota::DEFAULTS {
             if let Some(t) = Core::quota_table(r) {
-                let n = self.0.store.count(t, &[("project_id", vec![project.to_string()])]).await.map_err(Ml2Error::from)?;
+                let n = self
+                    .0
+                    .store
+                    .count(t, &[("project_id", vec![project.to_string()])])
+                    .await
+                    .map_err(Ml2Error::from)?;
                 out.insert(r.to_string(), n);
             }
         }
