@@ -216,11 +216,15 @@ impl Simulation {
     /// it is the in-process bus, else as processes connecting to `transport_url`.
     pub async fn start(
         n: u32,
+        network_node: &str,
         state_dir: &Path,
         transport_url: &str,
         bus: Arc<dyn neutrino_rpc::Transport>,
     ) -> anyhow::Result<Simulation> {
         anyhow::ensure!((1..=200).contains(&n), "--sim-hosts must be between 1 and 200");
+        let node_index = (1..=n)
+            .position(|i| format!("compute{i}") == network_node)
+            .with_context(|| format!("--network-node {network_node}: not one of compute1…compute{n}"))?;
         if let Some(why) = neutrino_agent::simhost::unavailable_reason() {
             anyhow::bail!("--sim-hosts: simulated hosts cannot run here: {why}");
         }
@@ -265,8 +269,8 @@ impl Simulation {
                 .collect(),
         };
         let shared = Arc::new(Mutex::new(record));
-        // The network node (the first host) also runs the DHCP and L3 agents.
-        let node = &hosts[0];
+        // The network node (compute1 unless configured) also runs the DHCP and L3 agents.
+        let node = &hosts[node_index];
         let dhcp_cfg = DhcpAgentConfig::for_sim_host(node, state_dir.join("sim").join(node.name()).join("dhcp"));
         let l3_cfg = L3Config::for_sim_host(node, &prefix);
         let agents = if bus.kind() == "in-process" {
@@ -571,13 +575,14 @@ pub enum UpAgents {
 /// from the `[ovs]`/`[agent]`/`[securitygroup]` sections of `ini`.
 pub async fn start_for_up(
     sim_hosts: Option<u32>,
+    network_node: &str,
     state_dir: &Path,
     transport_url: &str,
     bus: Arc<dyn neutrino_rpc::Transport>,
     ini: &neutrino_lib::ini::Ini,
 ) -> anyhow::Result<UpAgents> {
     if let Some(n) = sim_hosts.filter(|n| *n > 0) {
-        return Ok(UpAgents::Sim(Simulation::start(n, state_dir, transport_url, bus).await?));
+        return Ok(UpAgents::Sim(Simulation::start(n, network_node, state_dir, transport_url, bus).await?));
     }
     let host = crate::service::hostname();
     let auto_datapath = ini.get("ovs", "datapath_type").is_none();

@@ -37,6 +37,12 @@ pub struct UpArgs {
     /// Simulated hypervisors compute1…computeN (namespaces with their own OVS and L2 agent).
     #[arg(long)]
     pub sim_hosts: Option<u32>,
+    /// With --sim-hosts: the host that runs the DHCP and L3 agents and reaches the external network.
+    #[arg(long, default_value = "compute1")]
+    pub network_node: String,
+    /// With --sim-hosts: the namespace of "the internet" (holding the external network's gateway).
+    #[arg(long, default_value = "neutrino-outside")]
+    pub outside_netns: String,
 }
 
 /// The default state directory: /var/lib/neutrino as root, else ~/.local/state/neutrino.
@@ -62,7 +68,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let db = format!("sqlite://{}", dir.join("neutrino.sqlite").display());
     let transport = service::transport_url(args.transport_url.as_deref(), &ini);
     let net = NetworkService::start(&db, &ini, &transport).await?;
-    let l2_agents = crate::sim::start_for_up(args.sim_hosts, &dir, &transport, net.bus.clone(), &ini).await?;
+    let l2_agents =
+        crate::sim::start_for_up(args.sim_hosts, &args.network_node, &dir, &transport, net.bus.clone(), &ini).await?;
     service::report_unused(&ini);
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move |mut rx: watch::Receiver<bool>| async move {
@@ -90,16 +97,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     // With simulated hosts, the outside world: the external network `public`
     // and a namespace holding its gateway, "the internet".
     let outside = match &l2_agents {
-        crate::sim::UpAgents::Sim(sim) => {
-            // Named after the simulation, so concurrent `up`s don't collide
-            // and a crashed run's sweep (by prefix) removes it too.
-            let netns = format!("{}outside", sim.net().prefix());
-            Some(
-                crate::outside::provide(&api, &owner, sim.net(), crate::outside::PHYSNET, &netns)
-                    .await
-                    .context("providing the outside world")?,
-            )
-        }
+        crate::sim::UpAgents::Sim(sim) => Some(
+            crate::outside::provide(&api, &owner, sim.net(), crate::outside::PHYSNET, &args.outside_netns)
+                .await
+                .context("providing the outside world")?,
+        ),
         _ => None,
     };
     servers.push(service::serve(args.api_bind, api.router(), stopped(stop_rx.clone())).await?);

@@ -151,7 +151,8 @@ impl Cloud {
         let started = Instant::now();
         let hosts = n.to_string();
         let url = vhost.as_ref().map(Vhost::url);
-        let mut extra = vec!["--sim-hosts", hosts.as_str()];
+        let outside = outside_netns();
+        let mut extra = vec!["--sim-hosts", hosts.as_str(), "--outside-netns", outside.as_str()];
         if let Some(u) = &url {
             extra.extend(["--transport-url", u.as_str()]);
         }
@@ -161,7 +162,7 @@ impl Cloud {
             serde_json::from_str(&std::fs::read_to_string(state_dir.join("sim.json")).expect("sim.json")).unwrap();
         let prefix = record["prefix"].as_str().unwrap().to_string();
         let admin = Client::new(&server.url, "admin", "admin");
-        let _cleanup = Cleanup { prefix: prefix.clone(), state_dir: state_dir.clone() };
+        let _cleanup = Cleanup { prefix: prefix.clone(), state_dir: state_dir.clone(), outside };
         let cloud = Cloud { server, state_dir, prefix, admin, _cleanup, vhost };
         cloud.wait_agents(n as usize).await;
         eprintln!("cloud with {n} simulated hosts ready in {:?}", started.elapsed());
@@ -175,8 +176,9 @@ impl Cloud {
         let dir = common::tempdir::Dir::new();
         let port = common::free_port();
         let url = format!("http://127.0.0.1:{port}");
+        let outside = outside_netns();
         let child = std::process::Command::new(bin())
-            .args(["up", "--sim-hosts", &n.to_string(), "--state-dir"])
+            .args(["up", "--sim-hosts", &n.to_string(), "--outside-netns", &outside, "--state-dir"])
             .arg(&dir.0)
             .args(["--api-bind", &format!("127.0.0.1:{port}")])
             .args(["--identity-bind", &format!("127.0.0.1:{}", common::free_port())])
@@ -197,7 +199,7 @@ impl Cloud {
             serde_json::from_str(&std::fs::read_to_string(state_dir.join("sim.json")).expect("sim.json")).unwrap();
         let prefix = record["prefix"].as_str().unwrap().to_string();
         let admin = Client::new(&server.url, "admin", "admin");
-        let _cleanup = Cleanup { prefix: prefix.clone(), state_dir: state_dir.clone() };
+        let _cleanup = Cleanup { prefix: prefix.clone(), state_dir: state_dir.clone(), outside };
         Cloud { server, state_dir, prefix, admin, _cleanup, vhost: None }
     }
 
@@ -487,6 +489,25 @@ fn is_neutrino(pid: u32) -> bool {
 struct Cleanup {
     prefix: String,
     state_dir: PathBuf,
+    /// The outside world's namespace (its own name per cloud: tests run in parallel).
+    outside: String,
+}
+
+/// A namespace name for a cloud's outside world, unique to the test.
+pub fn outside_netns() -> String {
+    format!("nt-out-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// Kills what runs in namespace `name` and deletes it (if it exists).
+pub fn remove_netns(name: &str) {
+    if !Path::new("/run/netns").join(name).exists() {
+        return;
+    }
+    let pids = std::process::Command::new("ip").args(["netns", "pids", name]).output();
+    for pid in pids.map(|o| String::from_utf8_lossy(&o.stdout).to_string()).unwrap_or_default().split_whitespace() {
+        let _ = std::process::Command::new("kill").args(["-KILL", pid]).status();
+    }
+    let _ = std::process::Command::new("ip").args(["netns", "delete", name]).status();
 }
 
 impl Drop for Cleanup {
@@ -500,6 +521,7 @@ impl Drop for Cleanup {
             }
         }
         neutrino_agent::simhost::sweep(&self.prefix);
+        remove_netns(&self.outside);
         for e in std::fs::read_dir("/etc/netns").into_iter().flatten().flatten() {
             if e.file_name().to_string_lossy().starts_with(&self.prefix) {
                 let _ = std::fs::remove_dir_all(e.path());
