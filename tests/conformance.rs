@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 /// The subset: networks, subnets, ports, security groups, routers, floating IPs.
 const SUBSET: &str = r"^tempest\.api\.network\.(test_networks\.NetworksTest|test_ports\.PortsTestJSON|test_security_groups\.SecGroupTest|test_security_groups_negative\.NegativeSecGroupTest|test_routers\.RoutersTest|test_routers_negative\.RoutersNegativeTest|test_floating_ips\.|admin\.test_routers\.RoutersAdminTest)";
 
+/// Results subdirectory name (the derived one would be the whole regex).
+const LABEL: &str = "subset";
+
 fn tempest_venv() -> PathBuf {
     PathBuf::from(std::env::var("TEMPEST_VENV").unwrap_or_else(|_| "/opt/neutrino-tempest".into()))
 }
@@ -26,8 +29,9 @@ fn tempest_network_subset_passes() {
     let dir = common::tempdir::Dir::new();
     let api = common::free_port();
     let ident = common::free_port();
+    let outside = format!("nt-out-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let up = Command::new(env!("CARGO_BIN_EXE_neutrino"))
-        .args(["up", "--sim-hosts", "2", "--admin-password", "conformance", "--state-dir"])
+        .args(["up", "--sim-hosts", "2", "--outside-netns", &outside, "--admin-password", "conformance", "--state-dir"])
         .arg(&dir.0)
         .args(["--api-bind", &format!("127.0.0.1:{api}"), "--identity-bind", &format!("127.0.0.1:{ident}")])
         .env("RUST_LOG", "warn")
@@ -35,7 +39,7 @@ fn tempest_network_subset_passes() {
         .spawn()
         .unwrap();
     // Stopped (SIGTERM: it removes its simulated hosts) however the test ends.
-    let up = Stop(up);
+    let up = Stop(up, outside.clone());
     let deadline = Instant::now() + Duration::from_secs(120);
     while !dir.0.join("openrc").exists() {
         assert!(Instant::now() < deadline, "neutrino up did not come up");
@@ -50,13 +54,14 @@ fn tempest_network_subset_passes() {
         .env("REFSTACK", &work.0)
         .env("TEMPEST_WS", work.0.join("ws"))
         .env("NETWORK_BUILD_TIMEOUT", "60")
+        .env("LABEL", LABEL)
         .output()
         .unwrap();
     drop(up);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().last().unwrap_or("").to_string();
     let failed =
-        std::fs::read_to_string(work.0.join("ws/results").join(label()).join("fail-reasons.txt")).unwrap_or_default();
+        std::fs::read_to_string(work.0.join("ws/results").join(LABEL).join("fail-reasons.txt")).unwrap_or_default();
     let nums: Vec<u64> = last.split(|c: char| !c.is_ascii_digit()).filter_map(|x| x.parse().ok()).collect();
     assert_eq!(nums.len(), 3, "unexpected summary '{last}'\n{}", String::from_utf8_lossy(&out.stderr));
     let (passed, failures) = (nums[0], nums[1]);
@@ -64,19 +69,14 @@ fn tempest_network_subset_passes() {
     assert!(passed >= 100, "too few tests passed: {last}");
 }
 
-struct Stop(std::process::Child);
+struct Stop(std::process::Child, String);
 
 impl Drop for Stop {
     fn drop(&mut self) {
         common::unsafe_kill(&mut self.0);
+        // `up` removes its outside namespace when it stops; not if it had to be killed.
+        if std::path::Path::new("/run/netns").join(&self.1).exists() {
+            let _ = Command::new("ip").args(["netns", "delete", &self.1]).status();
+        }
     }
-}
-
-fn label() -> String {
-    SUBSET
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '_' })
-        .collect::<String>()
-        .trim_matches('_')
-        .to_string()
 }
