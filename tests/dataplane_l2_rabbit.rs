@@ -194,15 +194,6 @@ async fn broker_restart_keeps_forwarding_and_resyncs() {
     assert!(cloud.ping(&a, &c.ip, 3).await, "a new port is reachable after the broker restart");
 }
 
-/// A `neutrino agent dhcp` process for a simulated host, killed on drop.
-struct DhcpAgent(std::process::Child);
-
-impl Drop for DhcpAgent {
-    fn drop(&mut self) {
-        common::unsafe_kill(&mut self.0);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vm_gets_its_address_by_dhcp_when_a_dhcp_agent_serves_the_network() {
     require_dataplane!();
@@ -212,41 +203,16 @@ async fn vm_gets_its_address_by_dhcp_when_a_dhcp_agent_serves_the_network() {
             return;
         }
     }
+    // `up` runs the network node's (compute1's) DHCP agent as a process on
+    // the broker, plugging its ports into that host's br-int (wired by the
+    // L2 agent like any port).
     let Some(cloud) = Cloud::start_on_rabbit(2).await else { return };
-    // The DHCP agent on compute1, plugging its ports into that host's br-int
-    // (wired by the L2 agent like any port).
-    let h = cloud.host("compute1");
-    let dir = cloud.state_dir.join("dhcp");
-    std::fs::create_dir_all(&dir).unwrap();
-    let ini = dir.join("dhcp_agent.ini");
-    std::fs::write(
-        &ini,
-        format!(
-            "[DEFAULT]\nhost = compute1\ntransport_url = {url}\nstate_path = {state}\novs_bridge_namespace = {ns}\n\
-             dhcp_namespace_prefix = {ns}-qdhcp-\n[ovs]\novsdb_connection = unix:{db}\n",
-            url = cloud.vhost.as_ref().unwrap().url(),
-            state = dir.display(),
-            ns = h.netns,
-            db = h.rundir.join("db.sock").display(),
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join("agent.log")).unwrap();
-    let _dhcp = DhcpAgent(
-        std::process::Command::new(env!("CARGO_BIN_EXE_neutrino"))
-            .args(["agent", "dhcp", "--config"])
-            .arg(&ini)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("dhcp agent"),
-    );
     let alive = dataplane::common_eventually(Duration::from_secs(30), || async {
         let a = cloud.admin.req("GET", "agents?agent_type=DHCP agent", None, &[]).await;
         a.body["agents"].as_array().is_some_and(|l| l.iter().any(|x| x["alive"] == true))
     })
     .await;
-    assert!(alive, "the DHCP agent reported: {}", std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default());
+    assert!(alive, "the network node's DHCP agent reports over RabbitMQ");
     let (net, _) = cloud.network("demo", "dhcpnet", json!({}), "10.17.0.0/24").await;
     let served = dataplane::common_eventually(Duration::from_secs(30), || async {
         let r = cloud.admin.req("GET", &format!("networks/{net}/dhcp-agents"), None, &[]).await;
