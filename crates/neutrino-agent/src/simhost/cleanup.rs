@@ -155,12 +155,30 @@ fn sweep_with(prefix: &str, workdir: Option<&Path>, extra_pids: &[i32]) {
             signal(*p, libc::SIGKILL);
         }
     }
-    if !namespaces.is_empty() {
-        let text: String = namespaces.iter().map(|n| format!("netns del {n}\n")).collect();
-        let _ = Cmd::new("ip").args(["-force", "-batch", "-"]).stdin(text).run_blocking();
+    // A killed daemon is gone only once the kernel has run its exit; until
+    // then it may still hold (or, mid-exit, unlink) files in the work directory.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while pids.iter().any(|p| alive(*p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
     }
-    if let Some(d) = workdir {
-        let _ = std::fs::remove_dir_all(d);
+    // Retried: on a loaded machine a deletion can race a daemon's last writes.
+    for attempt in 0..5 {
+        let namespaces = Netns::list_prefixed(prefix);
+        if !namespaces.is_empty() {
+            let text: String = namespaces.iter().map(|n| format!("netns del {n}\n")).collect();
+            let _ = Cmd::new("ip").args(["-force", "-batch", "-"]).stdin(text).run_blocking();
+        }
+        if let Some(d) = workdir {
+            if let Err(e) = std::fs::remove_dir_all(d) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::debug!(prefix, attempt, error = %e, "work directory removal failed; retrying");
+                }
+            }
+        }
+        if Netns::list_prefixed(prefix).is_empty() && workdir.is_none_or(|d| !d.exists()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50 << attempt));
     }
     let left = Netns::list_prefixed(prefix).len();
     if left > 0 {
