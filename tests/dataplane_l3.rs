@@ -159,12 +159,27 @@ async fn router_routing_snat_floating_ips_hairpin_extra_routes() {
     lab.admin.put(&format!("routers/{rid}"), json!({"router": {"external_gateway_info": ext}})).await.expect(200);
     assert_eq!(seen_as_eventually(&vm2.netns, "203.0.113.1", 8080, T).await, gw_ip, "SNAT again");
 
-    // Administratively down: the router leaves the host, its floating IPs go DOWN; up: back.
+    // Administratively down: the router stops forwarding (its links go down,
+    // its floating IPs go DOWN and stop answering) while its ports stay
+    // plugged and ACTIVE; up: back.
     lab.demo.put(&format!("floatingips/{fip_id}"), json!({"floatingip": {"port_id": p1["id"]}})).await.expect(200);
     assert!(wait_fip_status(&lab, &fip_id, "ACTIVE").await);
     lab.demo.put(&format!("routers/{rid}"), json!({"router": {"admin_state_up": false}})).await.expect(200);
-    assert!(l3::common_eventually(T, || async { !ns.exists() }).await, "a down router is removed");
     assert!(wait_fip_status(&lab, &fip_id, "DOWN").await, "its floating IPs go DOWN");
+    assert!(
+        l3::common_eventually(T, || async { !ping1(lab.outside.netns(), &fip_ip).await }).await,
+        "a down router's floating IP stops answering"
+    );
+    let links = ns.output(&["ip", "-br", "link"]).await.unwrap().stdout;
+    assert!(
+        links.lines().filter(|l| l.starts_with("qr-") || l.starts_with("qg-")).all(|l| l.contains("DOWN")),
+        "a down router's links are down:\n{links}"
+    );
+    let ports = lab.admin.get(&format!("ports?device_id={rid}")).await.expect(200)["ports"].clone();
+    assert!(
+        ports.as_array().is_some_and(|a| !a.is_empty() && a.iter().all(|p| p["status"] == "ACTIVE")),
+        "a down router's ports stay bound and ACTIVE: {ports}"
+    );
     lab.demo.put(&format!("routers/{rid}"), json!({"router": {"admin_state_up": true}})).await.expect(200);
     assert!(lab.router_active(&rid).await, "router back:\n{}", agent.log());
     assert!(wait_fip_status(&lab, &fip_id, "ACTIVE").await);

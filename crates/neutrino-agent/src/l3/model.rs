@@ -135,21 +135,28 @@ pub struct DesiredRouter {
     pub floating_ips: Vec<FloatingIp>,
     /// Floating IPs the agent cannot configure (reported as ERROR).
     pub bad_floating_ips: Vec<String>,
+    /// Administratively up. A router that is down keeps its ports plugged
+    /// (they are bound to this host and go ACTIVE, as with Neutron's OVN
+    /// driver) but its links stay down: no routing, NAT or floating IPs.
+    pub admin_up: bool,
 }
 
 impl DesiredRouter {
     /// Builds the desired state; `None` when the router must not exist here
-    /// (administratively down, or internal-only while such routers are not handled).
+    /// (internal-only while such routers are not handled).
     pub fn from_info(cfg: &L3Config, r: &RouterInfo) -> Option<DesiredRouter> {
-        if !r.admin_state_up || (r.gw_port.is_none() && !cfg.handle_internal_only_routers) {
+        if r.gw_port.is_none() && !cfg.handle_internal_only_routers {
             return None;
         }
         let interfaces: Vec<Device> = r.interfaces.iter().map(|p| Device::from_port(INTERNAL_DEV_PREFIX, p)).collect();
         let gateway = r.gw_port.as_ref().map(gateway_of);
-        let routes = extra_routes(&r.routes);
+        let admin_up = r.admin_state_up;
+        let routes = if admin_up { extra_routes(&r.routes) } else { Vec::new() };
         let mut floating_ips = Vec::new();
         let mut bad = Vec::new();
-        if gateway.is_some() {
+        if !admin_up {
+            // Nothing configured: they stay (or go) DOWN.
+        } else if gateway.is_some() {
             for f in &r.floating_ips {
                 match (f.floating_ip_address.parse::<Ipv4Addr>(), f.fixed_ip_address.parse::<Ipv4Addr>()) {
                     (Ok(floating), Ok(fixed)) => floating_ips.push(FloatingIp { id: f.id.clone(), floating, fixed }),
@@ -167,10 +174,11 @@ impl DesiredRouter {
             namespace: cfg.router_namespace(&r.id),
             interfaces,
             gateway,
-            enable_snat: r.enable_snat,
+            enable_snat: r.enable_snat && admin_up,
             routes,
             floating_ips,
             bad_floating_ips: bad,
+            admin_up,
         })
     }
 
@@ -319,7 +327,11 @@ pub(crate) mod tests {
         let cfg = L3Config::new("h");
         let mut r = router();
         r.admin_state_up = false;
-        assert!(DesiredRouter::from_info(&cfg, &r).is_none());
+        let d = DesiredRouter::from_info(&cfg, &r).unwrap();
+        assert!(!d.admin_up);
+        assert_eq!(d.devices().count(), 3, "its ports stay plugged");
+        assert!(d.floating_ips.is_empty() && d.bad_floating_ips.is_empty() && d.routes.is_empty());
+        assert!(!d.enable_snat);
         let mut r = router();
         r.gw_port = None;
         let d = DesiredRouter::from_info(&cfg, &r).unwrap();

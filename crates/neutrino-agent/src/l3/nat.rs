@@ -26,8 +26,11 @@ pub const EXTERNAL_INGRESS_MARK: u32 = 0x2;
 /// Mask of that mark.
 pub const ROUTER_MARK_MASK: u32 = 0xffff;
 
-/// The table for a router, or `None` when it needs no NAT (no gateway).
+/// The table for a router, or `None` when it needs no NAT (no gateway, or administratively down).
 pub fn render(d: &DesiredRouter) -> Option<String> {
+    if !d.admin_up {
+        return None;
+    }
     let g = d.gateway.as_ref()?;
     let qg = &g.device.name;
     let mark = EXTERNAL_INGRESS_MARK;

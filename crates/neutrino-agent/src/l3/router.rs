@@ -291,8 +291,10 @@ pub fn link_changes(d: &DesiredRouter, links: &BTreeMap<String, NsLink>) -> (IpB
         if cur.mtu != dev.mtu {
             b.set_mtu(&dev.name, dev.mtu);
         }
-        if !cur.up {
+        if !cur.up && d.admin_up {
             b.link_up(&dev.name);
+        } else if cur.up && !d.admin_up {
+            b.link_down(&dev.name);
         }
         let want: BTreeSet<&String> = wanted.get(&dev.name).into_iter().flatten().collect();
         for a in &cur.addrs {
@@ -326,6 +328,9 @@ pub struct WantedRoute {
 /// the extra routes.
 pub fn wanted_routes(d: &DesiredRouter) -> Vec<WantedRoute> {
     let mut out = Vec::new();
+    if !d.admin_up {
+        return out;
+    }
     if let Some(g) = &d.gateway {
         for gw in &g.onlink {
             out.push(WantedRoute { dst: gw.to_string(), via: None, dev: Some(g.device.name.clone()) });

@@ -336,7 +336,7 @@ impl Engine {
             nat::flush_conntrack(&ns, ip).await;
         }
         // Tell the outside about new external addresses.
-        if let Some(g) = &d.gateway {
+        if let Some(g) = d.gateway.as_ref().filter(|_| d.admin_up) {
             let had: BTreeSet<&String> =
                 links.get(&g.device.name).map(|l| l.addrs.iter().collect()).unwrap_or_default();
             let fresh: Vec<std::net::Ipv4Addr> = d
