@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use super::config::DhcpAgentConfig;
 use super::device::{self, DeviceSpec, Plugger};
 use super::dnsmasq::{self, ConfDir, Rendered};
-use super::error::Result;
+use super::error::{DhcpError, Result};
 use super::files;
 use super::model::{NetModel, Port};
 use super::release;
@@ -159,7 +159,18 @@ pub async fn converge(ctx: &Ctx, network_id: &str, prev: Option<NetState>, verif
         }
         _ => {
             let ids: Vec<String> = dhcp_subnets.iter().cloned().collect();
-            let p = ctx.plugin.create_dhcp_port(network_id, &device_id, &ids).await?;
+            let p = match ctx.plugin.create_dhcp_port(network_id, &device_id, &ids).await {
+                Ok(p) => p,
+                Err(DhcpError::Rpc(neutrino_rpc::RpcError::Remote { kind, .. }))
+                    if kind == "NetworkNotFound" || kind == "SubnetNotFound" =>
+                {
+                    // Deleted meanwhile: its removal notification follows.
+                    tracing::info!(network = network_id, "network gone while creating the DHCP port");
+                    teardown(ctx, network_id, prev.as_ref(), true).await?;
+                    return Ok(Outcome::NotServed);
+                }
+                Err(e) => return Err(e),
+            };
             tracing::info!(network = network_id, port = %p.id, "DHCP port ready on the server");
             net.upsert_port(p.clone());
             p
