@@ -55,6 +55,14 @@ async fn binding_follows_agents() {
     assert_eq!(agents.as_array().unwrap().len(), 2);
     assert!(agents.as_array().unwrap().iter().all(|a| a["alive"] == true && a["agent_type"] == "Open vSwitch agent"));
     assert!(member.get("agents").await.expect(200)["agents"].as_array().unwrap().is_empty(), "agents are admin-only");
+    // agent_type filters match without regard to case (as on Neutron's MariaDB).
+    let n = |q: &'static str| {
+        let admin = &admin;
+        async move { admin.get(q).await.expect(200)["agents"].as_array().unwrap().len() }
+    };
+    assert_eq!(n("agents?agent_type=open%20vswitch%20AGENT").await, 2);
+    assert_eq!(n("agents?agent_type=DHCP%20Agent").await, 0);
+    assert_eq!(n("agents?agent_type=Open%20vSwitch%20agent&host=compute2").await, 1);
 
     let net = member.network("n").await;
     member.subnet(&net, "10.0.0.0/24").await;

@@ -61,6 +61,7 @@ fn convert(check: &Check, raw: &str) -> Value {
         Check::Int(..) | Check::IntOrNull(..) => {
             raw.parse::<i64>().map(Value::from).unwrap_or(Value::String(raw.into()))
         }
+        Check::Canonical(known) => Value::String(neutrino_lib::attr::canonical(known, raw).into()),
         _ => Value::String(raw.into()),
     }
 }

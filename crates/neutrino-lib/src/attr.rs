@@ -76,6 +76,10 @@ pub enum Check {
     Values(&'static [&'static str]),
     /// One of the given strings, or null.
     ValuesOrNull(&'static [&'static str]),
+    /// A name from a known set, matched without regard to case and
+    /// converted to its canonical spelling (filters on such values match
+    /// case-insensitively, as they do on Neutron's MySQL/MariaDB collation).
+    Canonical(&'static [&'static str]),
     /// An IP address (converted to canonical form).
     Ip,
     /// An IP address or null.
@@ -141,6 +145,10 @@ impl Check {
                     checks::one_of(v, vals).map(Value::String)
                 }
             }
+            Check::Canonical(vals) => match v.as_str() {
+                Some(raw) => Ok(Value::String(canonical(vals, raw).to_string())),
+                None => checks::string(v, 255).map(Value::String),
+            },
             Check::Ip => checks::ip(v).map(Value::String),
             Check::IpOrNull => {
                 if v.is_null() {
@@ -257,4 +265,9 @@ impl Attr {
         self.check = c;
         self
     }
+}
+
+/// The spelling of `raw` in `known` (compared without regard to case), else `raw`.
+pub fn canonical<'a>(known: &'a [&'a str], raw: &'a str) -> &'a str {
+    known.iter().copied().find(|k| k.eq_ignore_ascii_case(raw)).unwrap_or(raw)
 }

@@ -12,8 +12,13 @@ pub const AGENT_TYPE_L3: &str = "L3 agent";
 /// Agent type of the metadata agent.
 pub const AGENT_TYPE_METADATA: &str = "Metadata agent";
 
+/// The agent types neutrino's agents report (Neutron's spelling).
+pub const AGENT_TYPES: &[&str] = &[AGENT_TYPE_OVS, AGENT_TYPE_DHCP, AGENT_TYPE_L3, AGENT_TYPE_METADATA];
+
 const ATTRS: &[Attr] = &[
-    Attr::ro("agent_type").fs(),
+    // Filters match without regard to case, as on Neutron's usual MariaDB
+    // (Tempest asks for agent_type=DHCP Agent).
+    Attr::ro("agent_type").fs().check(Check::Canonical(AGENT_TYPES)),
     Attr::ro("binary").fs(),
     Attr::ro("topic").fs(),
     Attr::ro("host").fs(),
