@@ -104,7 +104,9 @@ async fn run_l2(a: CommonAgentArgs) -> anyhow::Result<()> {
         .or_else(|| ini.get("DEFAULT", "transport_url").map(String::from))
         .context("no --transport-url and no [DEFAULT] transport_url: the agent needs the server's message bus")?;
     if matches!(neutrino_rpc::TransportUrl::parse(&url), Ok(neutrino_rpc::TransportUrl::InProcess { .. })) {
-        anyhow::bail!("transport_url {url} is in-process: an agent process needs the server's message bus (rabbit://…)");
+        anyhow::bail!(
+            "transport_url {url} is in-process: an agent process needs the server's message bus (rabbit://…)"
+        );
     }
     crate::service::report_unused(&ini);
     let bus = neutrino_rpc::connect(&url).with_context(|| format!("transport_url {url}"))?;

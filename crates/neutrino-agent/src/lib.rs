@@ -28,9 +28,9 @@
 pub mod bridges;
 pub mod cmd;
 pub mod dhcp;
+pub mod error;
 pub mod l2;
 pub mod l3;
-pub mod error;
 pub mod link;
 pub mod netns;
 pub mod openflow;
