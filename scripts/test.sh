@@ -6,7 +6,7 @@
 cd "$ROOT"
 apt_install ca-certificates gcc pkg-config iproute2 postgresql-client
 # the dataplane tests: Open vSwitch (userspace datapath), namespaces, probes
-apt_install openvswitch-switch iputils-ping iputils-arping tcpdump ethtool socat nftables dnsmasq-base isc-dhcp-client udhcpc conntrack
+apt_install openvswitch-switch iputils-ping iputils-arping tcpdump ethtool socat nftables dnsmasq-base isc-dhcp-client udhcpc conntrack radvd
 ensure_rust
 ensure_postgres
 ensure_rabbitmq

@@ -5,8 +5,9 @@
 cd "$ROOT"
 apt_install ca-certificates gcc pkg-config iproute2
 # `neutrino up --sim-hosts N` (simulated hypervisors) and `neutrino vm`: Open vSwitch
-# (userspace datapath; no daemon of the package is started), ping and ethtool in the VMs
-apt_install openvswitch-switch iputils-ping ethtool
+# (userspace datapath; no daemon of the package is started), ping and ethtool in the VMs,
+# dnsmasq (DHCP agent), nftables/conntrack/arping/radvd (L3 agent), udhcpc (VMs' DHCP client)
+apt_install openvswitch-switch iputils-ping iputils-arping ethtool dnsmasq-base nftables conntrack radvd udhcpc
 ensure_rust
 log "building neutrino (release)"
 cargo build --release -p neutrino

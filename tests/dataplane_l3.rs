@@ -387,3 +387,90 @@ async fn full_sync_of_many_routers_in_process() {
     drop(bus);
     lab.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_router_advertisements_follow_the_ra_mode() {
+    require_lab!();
+    if !neutrino_agent::cmd::which("radvd") {
+        eprintln!("SKIP: radvd not installed");
+        return;
+    }
+    let lab = Lab::start(2).await;
+    let agent = lab.start_agent();
+    assert!(lab.wait_agent_alive(T).await, "the L3 agent registers:\n{}", agent.log());
+    let (net, sub4) = lab.tenant_net("v6net", "10.6.0.0/24").await;
+    let sub6 = lab
+        .demo
+        .post(
+            "subnets",
+            json!({"subnet": {"network_id": net["id"], "ip_version": 6, "cidr": "fd00:66::/64",
+                "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"}}),
+        )
+        .await
+        .expect(201)["subnet"]
+        .clone();
+    let router = lab.router("r6", &[&sub4, &sub6]).await;
+    let rid = id(&router);
+    assert!(lab.router_active(&rid).await, "router ports ACTIVE:\n{}", agent.log());
+    let ns = lab.router_ns(&rid);
+    let radvd = || async {
+        let mut n = 0;
+        for pid in ns.pids() {
+            if std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "radvd") {
+                n += 1;
+            }
+        }
+        n
+    };
+    assert!(
+        l3::common_eventually(T, || async { radvd().await > 0 }).await,
+        "radvd runs in the router:\n{}",
+        agent.log()
+    );
+    let conf = std::fs::read_to_string(lab.agent_config().ra_dir().join(format!("{rid}.radvd.conf"))).unwrap();
+    assert!(conf.contains("prefix fd00:66::/64") && conf.contains("AdvAutonomous on;"), "{conf}");
+
+    // A VM gets its SLAAC address (the port's EUI-64 fixed IP) and a default
+    // route to the router's link-local address from the advertisements.
+    let (vm, port) = lab.vm("v6vm", 2, &net, &sub4).await;
+    let v6 = port["fixed_ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["subnet_id"] == sub6["id"])
+        .map(|f| f["ip_address"].as_str().unwrap().to_string())
+        .expect("a SLAAC fixed IP");
+    let show = |argv: &'static [&'static str]| {
+        let vm = &vm;
+        async move { vm.netns.output(argv).await.map(|o| o.stdout).unwrap_or_default() }
+    };
+    assert!(
+        l3::common_eventually(T, || async { show(&["ip", "-6", "addr", "show", "dev", "eth0"]).await.contains(&v6) })
+            .await,
+        "the VM configured {v6} from the router advertisement: {}",
+        show(&["ip", "-6", "addr", "show", "dev", "eth0"]).await
+    );
+    assert!(
+        l3::common_eventually(T, || async {
+            show(&["ip", "-6", "route", "show", "default"]).await.contains("via fe80::")
+        })
+        .await,
+        "default route via the router: {}",
+        show(&["ip", "-6", "route"]).await
+    );
+    let gw6 = sub6["gateway_ip"].as_str().unwrap().to_string();
+    assert!(
+        l3::common_eventually(T, || async {
+            vm.netns.output(&["ping", "-6", "-c1", "-W1", &gw6]).await.is_ok_and(|o| o.success)
+        })
+        .await,
+        "the VM reaches the router's {gw6}"
+    );
+
+    // No prefix with an RA mode left: radvd stops.
+    lab.demo.put(&format!("routers/{rid}/remove_router_interface"), json!({"subnet_id": sub6["id"]})).await.expect(200);
+    assert!(l3::common_eventually(T, || async { radvd().await == 0 }).await, "radvd stopped:\n{}", agent.log());
+    drop(vm);
+    agent.stop();
+    lab.shutdown().await;
+}

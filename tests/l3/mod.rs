@@ -233,8 +233,9 @@ impl Lab {
     pub fn agent_ini(&self) -> String {
         format!(
             "[DEFAULT]\ninterface_driver = openvswitch\nexternal_network_bridge =\nsend_arp_for_ha = 1\n\
-             [ovs]\novsdb_connection = {}\n[agent]\nreport_interval = 2\n\
+             state_path = {}\n[ovs]\novsdb_connection = {}\n[agent]\nreport_interval = 2\n\
              [neutrino]\novs_netns = {}\nnamespace_prefix = {}\n",
+            self.agent_config().state_path.display(),
             self.host().endpoint(),
             self.host().netns().name(),
             self.sim.prefix()

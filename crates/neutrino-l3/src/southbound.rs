@@ -45,7 +45,8 @@ async fn router_port(core: &Core, p: &Map) -> Result<RouterPort, L3Error> {
     let mut subnets = vec![];
     for (sid, _) in fixed_ips(p) {
         if let Some(sn) = core.store.get(&SUBNETS, &sid).await? {
-            subnets.push(json!({"id": sid, "cidr": sn.get("cidr"), "gateway_ip": sn.get("gateway_ip"), "ip_version": sn.get("ip_version")}));
+            subnets.push(json!({"id": sid, "cidr": sn.get("cidr"), "gateway_ip": sn.get("gateway_ip"), "ip_version": sn.get("ip_version"),
+                "ipv6_ra_mode": sn.get("ipv6_ra_mode"), "ipv6_address_mode": sn.get("ipv6_address_mode")}));
         }
     }
     let mtu = core

@@ -27,6 +27,8 @@ use crate::ovsdb::Endpoint;
 
 /// Default OVSDB socket of a real host.
 pub const DEFAULT_OVSDB: &str = "unix:/run/openvswitch/db.sock";
+/// Default `[DEFAULT] state_path`.
+pub const DEFAULT_STATE_PATH: &str = "/var/lib/neutrino/l3";
 
 /// Everything the L3 agent needs to know about its host.
 #[derive(Debug, Clone)]
@@ -56,6 +58,8 @@ pub struct L3Config {
     pub availability_zone: String,
     /// Routers configured in parallel.
     pub sync_workers: usize,
+    /// Where the agent keeps its files (`[DEFAULT] state_path`; radvd's under `ra/`).
+    pub state_path: std::path::PathBuf,
 }
 
 impl L3Config {
@@ -74,7 +78,13 @@ impl L3Config {
             rpc_timeout: Duration::from_secs(60),
             availability_zone: "nova".into(),
             sync_workers: 4,
+            state_path: std::path::PathBuf::from(DEFAULT_STATE_PATH),
         }
+    }
+
+    /// The directory of the routers' radvd files.
+    pub fn ra_dir(&self) -> std::path::PathBuf {
+        self.state_path.join("ra")
     }
 
     /// The configuration of an agent serving a simulated host: its OVSDB and
@@ -84,6 +94,7 @@ impl L3Config {
         c.ovsdb = host.endpoint();
         c.ovs_netns = Some(host.netns().name().to_string());
         c.namespace_prefix = namespace_prefix.to_string();
+        c.state_path = host.ovs().rundir().join("l3");
         c
     }
 
@@ -104,6 +115,9 @@ impl L3Config {
             )));
         }
         let _ = ini.get("DEFAULT", "interface_driver");
+        if let Some(p) = ini.get("DEFAULT", "state_path").filter(|p| !p.is_empty()) {
+            c.state_path = p.into();
+        }
         if let Some(v) = ini.bool("DEFAULT", "handle_internal_only_routers")? {
             c.handle_internal_only_routers = v;
         }
@@ -150,6 +164,7 @@ impl L3Config {
     pub fn to_ini(&self, transport_url: Option<&str>) -> String {
         let mut s = String::from("# written by neutrino\n[DEFAULT]\n");
         s.push_str(&format!("host = {}\n", self.host));
+        s.push_str(&format!("state_path = {}\n", self.state_path.display()));
         if let Some(u) = transport_url {
             s.push_str(&format!("transport_url = {u}\n"));
         }

@@ -44,6 +44,7 @@ pub mod nat;
 pub mod notifications;
 pub mod outside;
 pub mod queue;
+pub mod ra;
 pub mod report;
 pub mod router;
 pub mod rpc;

@@ -139,6 +139,8 @@ pub struct DesiredRouter {
     /// (they are bound to this host and go ACTIVE, as with Neutron's OVN
     /// driver) but its links stay down: no routing, NAT or floating IPs.
     pub admin_up: bool,
+    /// IPv6 prefixes advertised on the interfaces (router advertisements).
+    pub ra: Vec<super::ra::RaPrefix>,
 }
 
 impl DesiredRouter {
@@ -179,6 +181,7 @@ impl DesiredRouter {
             floating_ips,
             bad_floating_ips: bad,
             admin_up,
+            ra: if admin_up { r.interfaces.iter().flat_map(super::ra::prefixes_of).collect() } else { Vec::new() },
         })
     }
 

@@ -322,6 +322,8 @@ impl Engine {
         // Routes.
         let current = router::read_routes(&ns, d.has_ipv6()).await?;
         router::apply_routes(&ns, &router::route_changes(d, &current)).await?;
+        // IPv6 router advertisements.
+        super::ra::apply(&ns, &self.cfg.ra_dir(), &d.id, super::ra::render(&d.ra).as_deref()).await?;
         // Connections of addresses that left, or of floating IPs that moved.
         let mut flush: BTreeSet<String> =
             removed.iter().filter_map(|c| c.split('/').next()).map(str::to_string).collect();
@@ -357,6 +359,7 @@ impl Engine {
     async fn remove(&self, id: &str) -> Result<()> {
         let ns = Netns::new(self.cfg.router_namespace(id));
         let prev = self.applied.lock().ok().and_then(|a| a.get(id).cloned());
+        super::ra::apply(&ns, &self.cfg.ra_dir(), id, None).await?;
         if ns.exists() {
             let (ovs, netdev) = self.ovs.get().await?;
             router::remove_namespace(&self.plumbing(&ovs, netdev), &ns).await?;
