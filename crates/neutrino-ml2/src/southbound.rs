@@ -22,6 +22,20 @@ use crate::error::Ml2Error;
 use crate::notify::{Action, Event, Notifier};
 use crate::Core;
 
+/// The port attributes the DHCP agent uses.
+pub const DHCP_PORT_FIELDS: &[&str] = &[
+    "id",
+    "mac_address",
+    "device_id",
+    "device_owner",
+    "binding:host_id",
+    "status",
+    "revision_number",
+    "fixed_ips",
+    "extra_dhcp_opts",
+    "dns_assignment",
+];
+
 fn remote(e: impl Into<neutrino_lib::Fault>) -> RemoteError {
     let f: neutrino_lib::Fault = e.into();
     RemoteError::new(f.kind.to_string(), f.message)
@@ -319,13 +333,19 @@ impl Core {
         Ok(info)
     }
 
-    /// The DHCP data of a network.
+    /// The DHCP data of a network (ports reduced to [`DHCP_PORT_FIELDS`]).
     pub async fn dhcp_network(&self, network_id: &str) -> Result<Option<DhcpNetwork>, Ml2Error> {
         let Some(net) = self.store.get(&NETWORKS, network_id).await? else { return Ok(None) };
         let subnets = self.store.list(&SUBNETS, &[("network_id", vec![network_id.to_string()])]).await?;
         let ports = self.store.list(&PORTS, &[("network_id", vec![network_id.to_string()])]).await?;
         let clean = |mut m: Map| {
             m.retain(|k, _| !k.starts_with('_'));
+            Value::Object(m)
+        };
+        // What the DHCP agent reads of a port: a network of thousands of
+        // ports stays a message of a few hundred bytes per port.
+        let slim = |mut m: Map| {
+            m.retain(|k, _| DHCP_PORT_FIELDS.contains(&k.as_str()));
             Value::Object(m)
         };
         Ok(Some(DhcpNetwork {
@@ -337,7 +357,7 @@ impl Core {
                 s(&net, "dns_domain").into()
             },
             subnets: subnets.into_iter().map(clean).collect(),
-            ports: ports.into_iter().map(clean).collect(),
+            ports: ports.into_iter().map(slim).collect(),
         }))
     }
 

@@ -55,7 +55,8 @@ pub struct AmqpOptions {
     pub connection_name: String,
     /// Delays between connection attempts.
     pub backoff: Backoff,
-    /// Largest encoded message accepted for sending (default 1 MiB).
+    /// Largest encoded message accepted for sending (default 16 MiB; RabbitMQ
+    /// itself accepts 128 MiB): a guard against blobs, not a working limit.
     pub max_message_bytes: usize,
     /// If set, the shared and per-server queues get this `x-expires`: the
     /// broker deletes them after being unused that long. Every declarer of a
@@ -77,7 +78,7 @@ impl Default for AmqpOptions {
             control_exchange: "neutron".into(),
             connection_name: format!("neutrino-rpc:{}", std::process::id()),
             backoff: Backoff::default(),
-            max_message_bytes: 1 << 20,
+            max_message_bytes: 16 << 20,
             queue_expiry: None,
             send_timeout: Duration::from_secs(10),
             heartbeat: 30,
