@@ -566,7 +566,7 @@ pub enum UpAgents {
     /// One agent for this machine's Open vSwitch.
     Local(L2AgentHandle),
     /// Simulated hosts, each with its agent.
-    Sim(Simulation),
+    Sim(Box<Simulation>),
 }
 
 /// Starts what `neutrino up` runs besides the server: `--sim-hosts N`
@@ -582,7 +582,7 @@ pub async fn start_for_up(
     ini: &neutrino_lib::ini::Ini,
 ) -> anyhow::Result<UpAgents> {
     if let Some(n) = sim_hosts.filter(|n| *n > 0) {
-        return Ok(UpAgents::Sim(Simulation::start(n, network_node, state_dir, transport_url, bus).await?));
+        return Ok(UpAgents::Sim(Box::new(Simulation::start(n, network_node, state_dir, transport_url, bus).await?)));
     }
     let host = crate::service::hostname();
     let auto_datapath = ini.get("ovs", "datapath_type").is_none();

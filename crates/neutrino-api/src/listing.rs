@@ -214,7 +214,7 @@ impl ListQuery {
         };
         let first = page.first().and_then(|d| d.get("id")).and_then(Value::as_str);
         let last = page.last().and_then(|d| d.get("id")).and_then(Value::as_str);
-        if !(page.len() < limit && !self.page_reverse) {
+        if page.len() >= limit || self.page_reverse {
             links.push(json!({"rel": "next", "href": link(last, false)}));
         }
         if !(page.len() < limit && self.page_reverse) {

@@ -218,7 +218,7 @@ impl Routers {
                 }
                 let ips = fixed_ips(&port);
                 if ips.is_empty() {
-                    return Err(bad_router(format!("Router port must have at least one fixed IP")));
+                    return Err(bad_router("Router port must have at least one fixed IP".to_string()));
                 }
                 let mut v4 = 0;
                 for (sn, ip) in &ips {

@@ -162,7 +162,7 @@ fn list<'a>(v: &'a Value, what: &str) -> Result<&'a Vec<Value>, String> {
     v.as_array().ok_or_else(|| format!("'{}' is not a list{what}", show(v)))
 }
 
-fn dict<'a>(v: &'a Value) -> Result<&'a Map<String, Value>, String> {
+fn dict(v: &Value) -> Result<&Map<String, Value>, String> {
     v.as_object().ok_or_else(|| format!("'{}' is not a dictionary", show(v)))
 }
 

@@ -666,7 +666,7 @@ impl Ports {
                     .await
                     .map_err(Ml2Error::from)?;
                 if !used.is_empty() {
-                    return Err(Ml2Error::MacAddressInUse { net, mac: new_mac }.into());
+                    return Err(Ml2Error::MacAddressInUse { net, mac: new_mac });
                 }
             }
             changes.insert("mac_address".into(), json!(new_mac));
@@ -694,8 +694,7 @@ impl Ports {
             return Err(Ml2Error::MacAddressInUse {
                 net: stamp::str_of(&doc, "network_id").into(),
                 mac: stamp::str_of(&doc, "mac_address").into(),
-            }
-            .into());
+            });
         }
         if previous_groups.is_some() && previous_groups.as_ref() != doc.get("security_groups") {
             // Agents must learn that the port left its former groups too.

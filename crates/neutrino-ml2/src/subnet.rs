@@ -59,7 +59,7 @@ fn parse_pools(v: &Value) -> Vec<(IpAddr, IpAddr)> {
 
 fn check_gateway(net: &IpNet, gw: IpAddr) -> Result<()> {
     if version(net) != if gw.is_ipv4() { 4 } else { 6 } {
-        return Err(invalid(format!("Gateway IP version inconsistent with allocation pool version")));
+        return Err(invalid("Gateway IP version inconsistent with allocation pool version".to_string()));
     }
     if let IpAddr::V6(v6) = gw {
         if v6.segments()[0] & 0xffc0 == 0xfe80 {
@@ -68,7 +68,7 @@ fn check_gateway(net: &IpNet, gw: IpAddr) -> Result<()> {
     }
     let ok = net.contains(&gw) && host_range(net).is_some_and(|(a, b)| a <= to_u128(gw) && to_u128(gw) <= b);
     if !ok {
-        return Err(invalid(format!("Gateway is not valid on subnet")));
+        return Err(invalid("Gateway is not valid on subnet".to_string()));
     }
     Ok(())
 }
@@ -422,10 +422,8 @@ impl ResourcePlugin for Subnets {
             None => sref.gateway,
             Some(Value::Null) => None,
             Some(v) => {
-                let gw: IpAddr = v
-                    .as_str()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| Ml2Error::from(invalid("invalid gateway_ip")))?;
+                let gw: IpAddr =
+                    v.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| invalid("invalid gateway_ip"))?;
                 check_gateway(&sref.cidr, gw)?;
                 if Some(gw) != sref.gateway {
                     if let Some(holder) =
@@ -463,11 +461,7 @@ impl ResourcePlugin for Subnets {
                 .map_err(Ml2Error::from)?
                 .ok_or_else(|| Ml2Error::SegmentNotFound(seg.into()))?;
             if stamp::str_of(&s, "network_id") != sref.network_id {
-                return Err(Ml2Error::from(invalid(format!(
-                    "Network {} does not contain segment {seg}",
-                    sref.network_id
-                )))
-                .into());
+                return Err(invalid(format!("Network {} does not contain segment {seg}", sref.network_id)).into());
             }
         }
         for (k, v) in changes {

@@ -82,7 +82,7 @@ impl SubnetPools {
                 return Err(Ml2Error::Fault(Fault::new(
                     400,
                     "InvalidInput",
-                    format!("Invalid input for operation: A default subnetpool for this IP family has already been set. Only one default may exist per IP family."),
+                    "Invalid input for operation: A default subnetpool for this IP family has already been set. Only one default may exist per IP family.".to_string(),
                 )));
             }
         }
@@ -265,9 +265,7 @@ impl ResourcePlugin for SubnetPools {
         let mut nets = vec![];
         for p in req.as_array().into_iter().flatten() {
             let s = p.as_str().unwrap_or("");
-            nets.push(
-                s.parse::<IpNet>().map_err(|_| Ml2Error::from(invalid(format!("'{s}' is not a valid IP subnet"))))?,
-            );
+            nets.push(s.parse::<IpNet>().map_err(|_| invalid(format!("'{s}' is not a valid IP subnet")))?);
         }
         let mut tx = core.store.begin().await.map_err(Ml2Error::from)?;
         let mut doc = tx

@@ -12,6 +12,9 @@ use serde_json::{json, Value};
 use crate::config::Ml2Config;
 use crate::error::{invalid, Ml2Error, Result};
 
+/// A tenant segment range of one type and physnet: (type, physnet, ranges).
+type TenantPool = (&'static str, String, Vec<(u32, u32)>);
+
 /// A segment as requested (provider attributes, any may be missing).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SegmentSpec {
@@ -90,7 +93,7 @@ impl TypeManager {
     }
 
     /// The configured tenant ranges: (type, physnet, ranges).
-    fn tenant_pools(&self) -> Vec<(&'static str, String, Vec<(u32, u32)>)> {
+    fn tenant_pools(&self) -> Vec<TenantPool> {
         let mut out = vec![];
         if self.supports(VLAN) {
             for r in &self.cfg.vlan_ranges {

@@ -113,7 +113,7 @@ impl Store {
             conds.push(format!("ip_address = ${}", args.len()));
         }
         for s in substr {
-            args.push(format!("%{}%", s.replace('%', "").replace('_', "")));
+            args.push(format!("%{}%", s.replace(['%', '_'], "")));
             conds.push(format!("ip_address LIKE ${}", args.len()));
         }
         if conds.is_empty() {
