@@ -183,3 +183,42 @@ async fn binding_follows_agents() {
     drop(srv);
     bus.close().await;
 }
+
+/// The DHCP agent's view of a big network travels in one RPC reply over
+/// RabbitMQ, with only the port attributes the agent reads (full port
+/// documents of 1500 ports once exceeded the message guard, and the
+/// network's ports never went ACTIVE).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dhcp_network_info_of_a_big_network() {
+    let vhost = RabbitVhost::create();
+    let srv = Server::start_up(&["--transport-url", &vhost.url()]).await;
+    let bus = neutrino_rpc::connect(&vhost.url()).unwrap();
+    bus.wait_connected(Duration::from_secs(10)).await.expect("broker reachable");
+    let admin = srv.admin();
+    let p = project();
+    let member = srv.member(&p);
+    admin.put(&format!("quotas/{p}"), json!({"quota": {"port": -1}})).await.expect(200);
+    let net = member.network("big").await;
+    member.subnet(&net, "10.80.0.0/20").await;
+    let n = 1500;
+    for _ in 0..3 {
+        let ports: Vec<Value> = (0..n / 3)
+            .map(|i| json!({"network_id": net["id"], "name": format!("p{i}"), "device_owner": "compute:nova"}))
+            .collect();
+        member.post("ports", json!({"ports": ports})).await.expect(201);
+    }
+    let info = RpcClient::new(bus.clone(), Target::topic("q-dhcp-notifer"))
+        .call(&CallContext::admin(), "get_network_info", json!({"network_id": net["id"], "host": "compute1"}))
+        .await
+        .expect("get_network_info answered");
+    let ports = info["ports"].as_array().expect("ports");
+    assert_eq!(ports.len(), n);
+    let allowed = neutrino_ml2::southbound::DHCP_PORT_FIELDS;
+    for port in ports {
+        let keys: Vec<&String> = port.as_object().unwrap().keys().collect();
+        assert!(keys.iter().all(|k| allowed.contains(&k.as_str())), "only what the DHCP agent reads: {keys:?}");
+        assert!(port["mac_address"].is_string() && port["fixed_ips"][0]["ip_address"].is_string(), "{port}");
+    }
+    let size = serde_json::to_vec(&info).unwrap().len();
+    assert!(size < 1 << 20, "{n} ports take {size} bytes");
+}
