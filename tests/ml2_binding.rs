@@ -30,12 +30,18 @@ async fn plugin(bus: &Arc<dyn Transport>, method: &str, args: Value) -> Value {
         .expect("plugin call")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn binding_follows_agents() {
+/// `neutrino up` on a private RabbitMQ vhost, and a client of that bus.
+async fn server_on_rabbit() -> (RabbitVhost, Server, Arc<dyn Transport>) {
     let vhost = RabbitVhost::create();
     let srv = Server::start_up(&["--transport-url", &vhost.url()]).await;
     let bus = neutrino_rpc::connect(&vhost.url()).unwrap();
     bus.wait_connected(Duration::from_secs(10)).await.expect("broker reachable");
+    (vhost, srv, bus)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binding_follows_agents() {
+    let (_vhost, srv, bus) = server_on_rabbit().await;
     let admin = srv.admin();
     let member = srv.member(&project());
 
@@ -190,10 +196,7 @@ async fn binding_follows_agents() {
 /// network's ports never went ACTIVE).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dhcp_network_info_of_a_big_network() {
-    let vhost = RabbitVhost::create();
-    let srv = Server::start_up(&["--transport-url", &vhost.url()]).await;
-    let bus = neutrino_rpc::connect(&vhost.url()).unwrap();
-    bus.wait_connected(Duration::from_secs(10)).await.expect("broker reachable");
+    let (_vhost, srv, bus) = server_on_rabbit().await;
     let admin = srv.admin();
     let p = project();
     let member = srv.member(&p);
