@@ -409,8 +409,10 @@ impl Cloud {
     /// Starts a continuous ping (every 50 ms) from `vm` to `ip` for `secs`.
     pub fn continuous_ping(&self, vm: &Vm, ip: &str, secs: u32) -> ContinuousPing {
         let child = tokio::process::Command::new("ip")
-            .args(["netns", "exec", &vm.netns, "ping", "-n", "-q", "-i", "0.05", "-W", "1", "-w"])
-            .arg(secs.to_string())
+            // A count, not a deadline (-w): with a deadline the last echo
+            // sent just before it is counted lost if its reply is late.
+            .args(["netns", "exec", &vm.netns, "ping", "-n", "-q", "-i", "0.05", "-W", "1", "-c"])
+            .arg((secs * 20).to_string())
             .arg(ip)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
