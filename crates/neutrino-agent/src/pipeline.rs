@@ -57,51 +57,13 @@ use std::collections::BTreeMap;
 use crate::openflow::{Action, Flow, Match};
 use crate::ovsdb::TunnelType;
 
-/// br-int tables.
-pub mod int_tables {
-    /// Entry table.
-    pub const LOCAL_SWITCHING: u8 = 0;
-    /// Canary (detects flow table resets).
-    pub const CANARY: u8 = 23;
-    /// ARP anti-spoofing.
-    pub const ARP_SPOOF: u8 = 24;
-    /// MAC anti-spoofing.
-    pub const MAC_SPOOF: u8 = 25;
-    /// NORMAL switching.
-    pub const TRANSIENT: u8 = 60;
-}
+/// br-int tables (the L2 agent's).
+pub use crate::l2::int_bridge::tables as int_tables;
+/// br-tun tables (the L2 agent's).
+pub use crate::l2::tunnels::tables as tun_tables;
 
-/// br-tun tables.
-pub mod tun_tables {
-    /// Entry table.
-    pub const LOCAL_SWITCHING: u8 = 0;
-    /// From br-int: unicast or flood.
-    pub const PATCH_LV_TO_TUN: u8 = 2;
-    /// GRE: segment id → local VLAN.
-    pub const GRE_TUN_TO_LV: u8 = 3;
-    /// VXLAN: segment id → local VLAN.
-    pub const VXLAN_TUN_TO_LV: u8 = 4;
-    /// Geneve: segment id → local VLAN.
-    pub const GENEVE_TUN_TO_LV: u8 = 6;
-    /// From tunnels to br-int.
-    pub const LEARN_FROM_TUN: u8 = 10;
-    /// Known unicast destinations (l2population).
-    pub const UCAST_TO_TUN: u8 = 20;
-    /// Flooding to every tunnel of the network.
-    pub const FLOOD_TO_TUN: u8 = 22;
-
-    /// The `*_TUN_TO_LV` table of a tunnel type.
-    pub fn tun_to_lv(t: crate::ovsdb::TunnelType) -> u8 {
-        match t {
-            crate::ovsdb::TunnelType::Gre => GRE_TUN_TO_LV,
-            crate::ovsdb::TunnelType::Vxlan => VXLAN_TUN_TO_LV,
-            crate::ovsdb::TunnelType::Geneve => GENEVE_TUN_TO_LV,
-        }
-    }
-}
-
-/// The dead VLAN Neutron puts unbound ports on.
-pub const DEAD_VLAN: u16 = 4095;
+/// Neutron's dead VLAN: ports wait there until the L2 agent wires them.
+pub use crate::l2::local_vlan::DEAD_VLAN;
 
 /// How a network is carried between hosts.
 #[derive(Debug, Clone, PartialEq, Eq)]

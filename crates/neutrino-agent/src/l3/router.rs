@@ -26,7 +26,7 @@ use crate::netns::Netns;
 use crate::ovsdb::{Client, Commit, Condition, InterfaceSpec, Operation, PortSpec};
 
 /// Neutron's dead VLAN: ports wait there until the L2 agent wires them.
-pub const DEAD_VLAN: u16 = 4095;
+pub use crate::l2::local_vlan::DEAD_VLAN;
 /// `external_ids` key naming the router that owns an OVS port (for stale-port cleanup).
 pub const OWNER_KEY: &str = "neutrino-l3-router";
 
