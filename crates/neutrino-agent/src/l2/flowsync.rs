@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
+use crate::openflow::ofctl::{converge_one, delete_stale};
 use crate::openflow::{Flow, FlowKey, FlowMod, Ofctl, SyncReport};
 
 use super::cookies::{Owner, TAG, TAG_MASK};
@@ -219,29 +220,9 @@ fn plan(want: Vec<Flow>, have: Vec<Flow>) -> (Vec<FlowMod>, SyncReport) {
             tracing::warn!(flow = %f, other_cookie = c, "duplicate desired flow (same table/priority/match) skipped");
             continue;
         }
-        match have_by_key.remove(&key) {
-            None => {
-                report.added += 1;
-                mods.push(FlowMod::Add(f));
-            }
-            Some(h) if h.same_content(&f) => report.unchanged += 1,
-            Some(h) => {
-                report.modified += 1;
-                if h.cookie == f.cookie && h.idle_timeout == f.idle_timeout && h.hard_timeout == f.hard_timeout {
-                    mods.push(FlowMod::ModifyStrict(f));
-                } else {
-                    mods.push(FlowMod::Add(f));
-                }
-            }
-        }
+        converge_one(&mut have_by_key, key, f, &mut mods, &mut report);
     }
-    let mut stale: Vec<Flow> = have_by_key.into_values().collect();
-    stale.sort_by_key(Flow::key);
-    for f in stale {
-        report.deleted += 1;
-        let cookie = Some((f.cookie, u64::MAX));
-        mods.push(FlowMod::DeleteStrict { flow: f, cookie });
-    }
+    delete_stale(have_by_key, |f| Some((f.cookie, u64::MAX)), &mut mods, &mut report);
     (mods, report)
 }
 

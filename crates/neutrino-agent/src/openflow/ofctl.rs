@@ -251,30 +251,9 @@ impl Ofctl {
             if !seen.insert(key.clone()) {
                 return Err(Error::Invalid(format!("duplicate desired flow {}", f.match_spec())));
             }
-            match have_by_key.remove(&key) {
-                None => {
-                    report.added += 1;
-                    mods.push(FlowMod::Add(f));
-                }
-                Some(h) if h.same_content(&f) => report.unchanged += 1,
-                Some(h) => {
-                    report.modified += 1;
-                    // modify_strict keeps the counters but, under OpenFlow 1.3, changes
-                    // neither the cookie nor the timeouts: those need an `add` (replace).
-                    if h.cookie == f.cookie && h.idle_timeout == f.idle_timeout && h.hard_timeout == f.hard_timeout {
-                        mods.push(FlowMod::ModifyStrict(f));
-                    } else {
-                        mods.push(FlowMod::Add(f));
-                    }
-                }
-            }
+            converge_one(&mut have_by_key, key, f, &mut mods, &mut report);
         }
-        let mut stale: Vec<Flow> = have_by_key.into_values().collect();
-        stale.sort_by_key(Flow::key);
-        for f in stale {
-            report.deleted += 1;
-            mods.push(FlowMod::DeleteStrict { flow: f, cookie: scope.cookie_restriction() });
-        }
+        delete_stale(have_by_key, |_| scope.cookie_restriction(), &mut mods, &mut report);
         Ok((mods, report))
     }
 
@@ -295,5 +274,50 @@ impl Ofctl {
             "flows synced"
         );
         Ok(report)
+    }
+}
+
+/// Plans one desired flow (canonical, key `key`) against the installed ones
+/// of the same key, which it takes out of `have_by_key`.
+pub(crate) fn converge_one(
+    have_by_key: &mut HashMap<FlowKey, Flow>,
+    key: FlowKey,
+    f: Flow,
+    mods: &mut Vec<FlowMod>,
+    report: &mut SyncReport,
+) {
+    match have_by_key.remove(&key) {
+        None => {
+            report.added += 1;
+            mods.push(FlowMod::Add(f));
+        }
+        Some(h) if h.same_content(&f) => report.unchanged += 1,
+        Some(h) => {
+            report.modified += 1;
+            // modify_strict keeps the counters but, under OpenFlow 1.3, changes
+            // neither the cookie nor the timeouts: those need an `add` (replace).
+            if h.cookie == f.cookie && h.idle_timeout == f.idle_timeout && h.hard_timeout == f.hard_timeout {
+                mods.push(FlowMod::ModifyStrict(f));
+            } else {
+                mods.push(FlowMod::Add(f));
+            }
+        }
+    }
+}
+
+/// Deletes (strictly, in key order) the installed flows nobody wants;
+/// `cookie` gives each deletion's cookie restriction.
+pub(crate) fn delete_stale(
+    have_by_key: HashMap<FlowKey, Flow>,
+    cookie: impl Fn(&Flow) -> Option<(u64, u64)>,
+    mods: &mut Vec<FlowMod>,
+    report: &mut SyncReport,
+) {
+    let mut stale: Vec<Flow> = have_by_key.into_values().collect();
+    stale.sort_by_key(Flow::key);
+    for f in stale {
+        report.deleted += 1;
+        let cookie = cookie(&f);
+        mods.push(FlowMod::DeleteStrict { flow: f, cookie });
     }
 }
