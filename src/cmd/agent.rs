@@ -45,17 +45,22 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     }
 }
 
+/// The agent's message bus: `--transport-url`, else `[DEFAULT] transport_url`.
+fn transport_url(a: &CommonAgentArgs, ini: &neutrino_lib::ini::Ini) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    a.transport_url
+        .clone()
+        .or_else(|| ini.get("DEFAULT", "transport_url").map(String::from))
+        .context("no --transport-url and no [DEFAULT] transport_url: the agent needs the server's message bus")
+}
+
 /// `neutrino agent l3`: the L3 agent until SIGTERM/SIGINT. Routers stay in
 /// place when it stops (a restart converges without breaking connections).
 async fn run_l3(a: CommonAgentArgs) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let ini = crate::service::load_config(&a.config)?;
     let cfg = neutrino_agent::l3::L3Config::from_ini(&ini, a.host.as_deref(), &crate::service::hostname())?;
-    let url = a
-        .transport_url
-        .clone()
-        .or_else(|| ini.get("DEFAULT", "transport_url").map(String::from))
-        .context("no --transport-url and no [DEFAULT] transport_url: the agent needs the server's message bus")?;
+    let url = transport_url(&a, &ini)?;
     crate::service::report_unused(&ini);
     let bus = neutrino_rpc::connect(&url).with_context(|| format!("transport_url {url}"))?;
     let agent = neutrino_agent::l3::L3Agent::start(cfg, bus.clone()).await?;
@@ -72,11 +77,7 @@ async fn run_dhcp(a: CommonAgentArgs) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let ini = crate::service::load_config(&a.config)?;
     let cfg = neutrino_agent::dhcp::DhcpAgentConfig::from_ini(&ini, a.host.as_deref(), &crate::service::hostname())?;
-    let url = a
-        .transport_url
-        .clone()
-        .or_else(|| ini.get("DEFAULT", "transport_url").map(String::from))
-        .context("no --transport-url and no [DEFAULT] transport_url: the agent needs the server's message bus")?;
+    let url = transport_url(&a, &ini)?;
     crate::service::report_unused(&ini);
     let bus = neutrino_rpc::connect(&url).with_context(|| format!("transport_url {url}"))?;
     let agent = neutrino_agent::dhcp::DhcpAgent::start(cfg, bus.clone()).await?;
@@ -98,11 +99,7 @@ async fn run_l2(a: CommonAgentArgs) -> anyhow::Result<()> {
     if let Some(h) = &a.host {
         cfg.host = h.clone();
     }
-    let url = a
-        .transport_url
-        .clone()
-        .or_else(|| ini.get("DEFAULT", "transport_url").map(String::from))
-        .context("no --transport-url and no [DEFAULT] transport_url: the agent needs the server's message bus")?;
+    let url = transport_url(&a, &ini)?;
     if matches!(neutrino_rpc::TransportUrl::parse(&url), Ok(neutrino_rpc::TransportUrl::InProcess { .. })) {
         anyhow::bail!(
             "transport_url {url} is in-process: an agent process needs the server's message bus (rabbit://…)"
