@@ -699,6 +699,27 @@ fn groups_of(doc: &Map) -> Vec<String> {
     g
 }
 
+/// Tells the L2 agents that the ports of `net` changed (l2population).
+fn peers_changed(out: &mut Vec<Outgoing>, net: &str) {
+    out.push(Outgoing::Fanout {
+        topic: topics::L2POP,
+        method: methods::PEERS_CHANGED,
+        args: json!({"network_id": net}),
+    });
+}
+
+/// Tells the L2 agents that the membership of the port's security groups changed.
+fn members_updated(out: &mut Vec<Outgoing>, port: &Map) {
+    let g = groups_of(port);
+    if !g.is_empty() {
+        out.push(Outgoing::Fanout {
+            topic: topics::SECURITY_GROUP,
+            method: methods::SG_MEMBER_UPDATED,
+            args: json!({"security_groups": g}),
+        });
+    }
+}
+
 async fn translate(store: &neutrino_store::Store, ev: &Event) -> Result<Vec<Outgoing>, Ml2Error> {
     let d = &ev.doc;
     let mut out = vec![];
@@ -721,20 +742,9 @@ async fn translate(store: &neutrino_store::Store, ev: &Event) -> Result<Vec<Outg
                 args: json!({"port": port_ref(d)}),
             });
             if !s(d, "binding:host_id").is_empty() {
-                out.push(Outgoing::Fanout {
-                    topic: topics::L2POP,
-                    method: methods::PEERS_CHANGED,
-                    args: json!({"network_id": net}),
-                });
+                peers_changed(&mut out, net);
             }
-            let g = groups_of(d);
-            if !g.is_empty() {
-                out.push(Outgoing::Fanout {
-                    topic: topics::SECURITY_GROUP,
-                    method: methods::SG_MEMBER_UPDATED,
-                    args: json!({"security_groups": g}),
-                });
-            }
+            members_updated(&mut out, d);
             dhcp_changed(&mut out, dhcp_hosts(store, net).await?, net);
         }
         ("port", Action::Delete) => {
@@ -744,19 +754,8 @@ async fn translate(store: &neutrino_store::Store, ev: &Event) -> Result<Vec<Outg
                 method: methods::PORT_DELETE,
                 args: json!({"port_id": d.get("id"), "network_id": net}),
             });
-            out.push(Outgoing::Fanout {
-                topic: topics::L2POP,
-                method: methods::PEERS_CHANGED,
-                args: json!({"network_id": net}),
-            });
-            let g = groups_of(d);
-            if !g.is_empty() {
-                out.push(Outgoing::Fanout {
-                    topic: topics::SECURITY_GROUP,
-                    method: methods::SG_MEMBER_UPDATED,
-                    args: json!({"security_groups": g}),
-                });
-            }
+            peers_changed(&mut out, net);
+            members_updated(&mut out, d);
             dhcp_changed(&mut out, dhcp_hosts(store, net).await?, net);
         }
         ("network", Action::Update) => {
