@@ -371,3 +371,21 @@ impl Drop for RabbitVhost {
         let _ = Command::new("rabbitmqctl").args(["-q", "delete_vhost", &self.name]).status();
     }
 }
+
+/// Polls `f` every `every` until it returns true or `t` has passed; whether it did.
+pub async fn eventually<F, Fut>(t: Duration, every: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + t;
+    loop {
+        if f().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(every).await;
+    }
+}

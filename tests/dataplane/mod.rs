@@ -465,21 +465,12 @@ pub async fn ns_output(netns: &str, argv: &[&str]) -> std::process::Output {
 }
 
 /// Polls `f` every 20 ms until true or `t` passes.
-pub async fn common_eventually<F, Fut>(t: Duration, mut f: F) -> bool
+pub async fn common_eventually<F, Fut>(t: Duration, f: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + t;
-    loop {
-        if f().await {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::common::eventually(t, Duration::from_millis(20), f).await
 }
 
 fn is_neutrino(pid: u32) -> bool {

@@ -362,21 +362,12 @@ impl Lab {
 }
 
 /// Polls `f` every 50 ms until true, at most `t`.
-pub async fn common_eventually<F, Fut>(t: Duration, mut f: F) -> bool
+pub async fn common_eventually<F, Fut>(t: Duration, f: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + t;
-    loop {
-        if f().await {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::common::eventually(t, Duration::from_millis(50), f).await
 }
 
 /// A TCP "who am I" server in `ns` on `port`: answers each connection with
