@@ -311,6 +311,7 @@ impl Simulation {
                     ini,
                     extra,
                     dir.join(format!("{kind}-agent.log")),
+                    |_| {},
                     stop_rx.clone(),
                 )));
             }
@@ -420,87 +421,40 @@ async fn setup_host(sim: &SimNet, name: &str) -> anyhow::Result<SimHost> {
     Ok(h)
 }
 
-/// Runs `neutrino agent l2 --config <ini>` for one host, restarting it when
-/// it exits, until `stop`; then stops it (SIGTERM, SIGKILL after 5 s).
+/// Supervises the L2 agent of one host (see [`supervise_agent`]), recording
+/// each new PID in the simulation record (`neutrino vm` and tests read it).
 async fn supervise(
     host: String,
     ini: PathBuf,
     log: PathBuf,
     record: Arc<Mutex<SimRecord>>,
     state_dir: PathBuf,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let exe = match std::env::current_exe() {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot find the neutrino binary for the agents");
-            return;
-        }
-    };
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log);
-        let mut cmd = tokio::process::Command::new(&exe);
-        cmd.args(["agent", "l2", "--host", &host, "--config"]).arg(&ini).stdin(std::process::Stdio::null());
-        if let Ok(filter) = std::env::var("NEUTRINO_AGENT_LOG") {
-            // The agents' own log filter (RUST_LOG applies otherwise).
-            cmd.env("RUST_LOG", filter);
-        }
-        if let Ok(f) = out {
-            if let Ok(f2) = f.try_clone() {
-                cmd.stdout(f).stderr(f2);
-            }
-        }
-        cmd.kill_on_drop(true);
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(%host, error = %e, "cannot start the L2 agent");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let pid = child.id();
-        tracing::info!(%host, pid, "L2 agent process started");
+    let name = host.clone();
+    let on_start = move |pid: Option<u32>| {
         if let Ok(mut r) = record.lock() {
-            if let Some(h) = r.hosts.iter_mut().find(|h| h.name == host) {
+            if let Some(h) = r.hosts.iter_mut().find(|h| h.name == name) {
                 h.agent_pid = pid;
             }
             if state_dir.join(RECORD_FILE).exists() {
                 let _ = r.save(&state_dir);
             }
         }
-        tokio::select! {
-            status = child.wait() => {
-                tracing::warn!(%host, ?status, "L2 agent process exited, restarting");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    _ = stopped(&mut stop) => return,
-                }
-            }
-            _ = stopped(&mut stop) => {
-                if let Some(pid) = child.id() {
-                    let _ = tokio::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
-                }
-                if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
-                    let _ = child.kill().await;
-                }
-                return;
-            }
-        }
-    }
+    };
+    supervise_agent("l2", host, ini, vec![], log, on_start, stop).await
 }
 
 /// Runs `neutrino agent <kind> --host <host> --config <ini> [extra…]`,
-/// restarting it when it exits, until `stop` (SIGTERM, SIGKILL after 5 s).
+/// restarting it when it exits, until `stop` (SIGTERM, SIGKILL after 5 s);
+/// `on_start` learns each new PID.
 async fn supervise_agent(
     kind: &'static str,
     host: String,
     ini: PathBuf,
     extra: Vec<String>,
     log: PathBuf,
+    on_start: impl Fn(Option<u32>),
     mut stop: watch::Receiver<bool>,
 ) {
     let Ok(exe) = std::env::current_exe() else {
@@ -517,6 +471,7 @@ async fn supervise_agent(
             .args(&extra)
             .stdin(std::process::Stdio::null());
         if let Ok(filter) = std::env::var("NEUTRINO_AGENT_LOG") {
+            // The agents' own log filter (RUST_LOG applies otherwise).
             cmd.env("RUST_LOG", filter);
         }
         if let Ok(f) = std::fs::OpenOptions::new().create(true).append(true).open(&log) {
@@ -534,6 +489,7 @@ async fn supervise_agent(
             }
         };
         tracing::info!(%host, kind, pid = child.id(), "agent process started");
+        on_start(child.id());
         tokio::select! {
             status = child.wait() => {
                 tracing::warn!(%host, kind, ?status, "agent process exited, restarting");
