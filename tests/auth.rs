@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -27,22 +26,8 @@ impl Drop for Cloud {
 impl Cloud {
     async fn start() -> Cloud {
         let dir = common::tempdir::Dir::new();
-        let api = common::free_port();
-        let ident = common::free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_neutrino"))
-            .args(["up", "--state-dir"])
-            .arg(&dir.0)
-            .args(["--api-bind", &format!("127.0.0.1:{api}"), "--identity-bind", &format!("127.0.0.1:{ident}")])
-            .args(["--admin-password", "s3cret-admin"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !dir.0.join("openrc").exists() {
-            assert!(Instant::now() < deadline);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let (child, api, ident) = common::spawn_up_with_identity(&dir.0, &["--admin-password", "s3cret-admin"]);
+        common::wait_for_openrc(&dir.0, Duration::from_secs(60));
         Cloud {
             child,
             _dir: dir,

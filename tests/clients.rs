@@ -5,8 +5,8 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 fn venv() -> PathBuf {
     PathBuf::from(std::env::var("NEUTRINO_OSC_VENV").unwrap_or_else(|_| "/opt/neutrino-osc".into()))
@@ -27,22 +27,9 @@ impl Drop for Up {
 
 fn start() -> Up {
     let dir = common::tempdir::Dir::new();
-    let api = common::free_port();
-    let ident = common::free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_neutrino"))
-        .args(["up", "--state-dir"])
-        .arg(&dir.0)
-        .args(["--api-bind", &format!("127.0.0.1:{api}"), "--identity-bind", &format!("127.0.0.1:{ident}")])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (child, _, _) = common::spawn_up_with_identity(&dir.0, &[]);
     let openrc = dir.0.join("openrc");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !openrc.exists() {
-        assert!(Instant::now() < deadline, "no openrc written");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::wait_for_openrc(&dir.0, Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(200));
     let text = std::fs::read_to_string(&openrc).unwrap();
     let env = text

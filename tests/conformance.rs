@@ -6,8 +6,8 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 /// The subset: networks, subnets, ports, security groups, routers, floating IPs.
 const SUBSET: &str = r"^tempest\.api\.network\.(test_networks\.NetworksTest|test_ports\.PortsTestJSON|test_security_groups\.SecGroupTest|test_security_groups_negative\.NegativeSecGroupTest|test_routers\.RoutersTest|test_routers_negative\.RoutersNegativeTest|test_floating_ips\.|admin\.test_routers\.RoutersAdminTest)";
@@ -27,24 +27,14 @@ fn tempest_network_subset_passes() {
         tempest_venv().display()
     );
     let dir = common::tempdir::Dir::new();
-    let api = common::free_port();
-    let ident = common::free_port();
     let outside = format!("nt-out-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let up = Command::new(env!("CARGO_BIN_EXE_neutrino"))
-        .args(["up", "--sim-hosts", "2", "--outside-netns", &outside, "--admin-password", "conformance", "--state-dir"])
-        .arg(&dir.0)
-        .args(["--api-bind", &format!("127.0.0.1:{api}"), "--identity-bind", &format!("127.0.0.1:{ident}")])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (up, _api, ident) = common::spawn_up_with_identity(
+        &dir.0,
+        &["--sim-hosts", "2", "--outside-netns", &outside, "--admin-password", "conformance"],
+    );
     // Stopped (SIGTERM: it removes its simulated hosts) however the test ends.
     let up = Stop(up, outside.clone());
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !dir.0.join("openrc").exists() {
-        assert!(Instant::now() < deadline, "neutrino up did not come up");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    common::wait_for_openrc(&dir.0, Duration::from_secs(120));
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
     let work = common::tempdir::Dir::new();
     let out = Command::new("bash")

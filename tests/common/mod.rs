@@ -389,3 +389,31 @@ where
         tokio::time::sleep(every).await;
     }
 }
+
+/// `neutrino up` with its identity service on (no `--noauth`), on free
+/// ports, in `dir`, with `extra` arguments; logs at warn (or
+/// `NEUTRINO_TEST_LOG`). Returns the process and the API and identity ports.
+pub fn spawn_up_with_identity(dir: &std::path::Path, extra: &[&str]) -> (Child, u16, u16) {
+    let api = free_port();
+    let ident = free_port();
+    let child = Command::new(bin())
+        .arg("up")
+        .args(extra)
+        .arg("--state-dir")
+        .arg(dir)
+        .args(["--api-bind", &format!("127.0.0.1:{api}"), "--identity-bind", &format!("127.0.0.1:{ident}")])
+        .env("RUST_LOG", std::env::var("NEUTRINO_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("neutrino starts");
+    (child, api, ident)
+}
+
+/// Waits (blocking) until `up` wrote `dir/openrc`, at most `t`.
+pub fn wait_for_openrc(dir: &std::path::Path, t: Duration) {
+    let deadline = Instant::now() + t;
+    while !dir.join("openrc").exists() {
+        assert!(Instant::now() < deadline, "neutrino up did not write its openrc within {t:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

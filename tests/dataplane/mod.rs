@@ -174,18 +174,10 @@ impl Cloud {
     /// then unusable, use [`Cloud::token`].
     pub async fn start_with_identity(n: u32) -> Cloud {
         let dir = common::tempdir::Dir::new();
-        let port = common::free_port();
-        let url = format!("http://127.0.0.1:{port}");
         let outside = outside_netns();
-        let child = std::process::Command::new(bin())
-            .args(["up", "--sim-hosts", &n.to_string(), "--outside-netns", &outside, "--state-dir"])
-            .arg(&dir.0)
-            .args(["--api-bind", &format!("127.0.0.1:{port}")])
-            .args(["--identity-bind", &format!("127.0.0.1:{}", common::free_port())])
-            .env("RUST_LOG", std::env::var("NEUTRINO_TEST_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("neutrino starts");
+        let (child, port, _) =
+            common::spawn_up_with_identity(&dir.0, &["--sim-hosts", &n.to_string(), "--outside-netns", &outside]);
+        let url = format!("http://127.0.0.1:{port}");
         let state_dir = dir.0.clone();
         let server =
             Server { kind: common::StoreKind::Sqlite, url: url.clone(), child, state_dir: Some(dir), pg: None };
