@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, Request};
 use axum::response::Response;
-use neutrino_lib::plugin::ResourcePlugin;
+use neutrino_lib::plugin::{Listing, ResourcePlugin};
 use neutrino_lib::resource::ResourceDef;
 use neutrino_lib::{Context, Fault, Map};
 use serde_json::{json, Value};
@@ -247,8 +247,12 @@ async fn list(
     let _ = api;
     let def = plugin.def();
     let q = listing::parse(def, query)?;
-    let docs = plugin.list(ctx, &q.hint()).await?;
-    let (page, links) = q.apply(docs, base, def.collection);
+    let page = match plugin.list_page(ctx, &q.spec).await? {
+        Listing::Unfiltered(docs) => q.apply(def, docs)?,
+        Listing::Page(docs) => docs,
+        Listing::Stream(rows) => return Ok(stream_listing(ctx.clone(), def, q, rows)),
+    };
+    let links = q.links(&page, base);
     let items: Vec<Value> = page.into_iter().map(|d| render(ctx, def, d, Some(&q))).collect();
     let large = items.len() > 1000;
     let mut body = serde_json::Map::new();
@@ -261,6 +265,46 @@ async fn list(
         release_free_memory();
     }
     Ok(resp)
+}
+
+/// A whole collection, written item by item as the store reads it: memory
+/// stays bounded by a few rows whatever the size of the table. An error
+/// after the first byte ends the body early (the client sees a truncated
+/// response, never a complete-looking wrong one).
+fn stream_listing(
+    ctx: Context,
+    def: &'static ResourceDef,
+    q: listing::ListQuery,
+    rows: futures::stream::BoxStream<'static, Result<Map, Fault>>,
+) -> Response {
+    use futures::StreamExt;
+    let head = futures::stream::once(futures::future::ready(Ok::<_, std::io::Error>(axum::body::Bytes::from(
+        format!("{{\"{}\": [", def.collection),
+    ))));
+    let mut first = true;
+    let items = rows.map(move |r| match r {
+        Ok(doc) => {
+            let mut out = if first { Vec::new() } else { b", ".to_vec() };
+            first = false;
+            let v = render(&ctx, def, doc, Some(&q));
+            serde_json::to_writer(&mut out, &v).map_err(std::io::Error::other)?;
+            Ok(axum::body::Bytes::from(out))
+        }
+        Err(f) => {
+            tracing::error!(status = f.status, kind = %f.kind, "listing failed while streaming");
+            Err(std::io::Error::other(f.message))
+        }
+    });
+    let tail = futures::stream::once(futures::future::ready(Ok(axum::body::Bytes::from_static(b"]}"))));
+    let body = Body::from_stream(head.chain(items).chain(tail).chain(futures::stream::once(async {
+        release_free_memory();
+        Ok(axum::body::Bytes::new())
+    })));
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(body)
+        .unwrap_or_else(|_| respond::fault(&Fault::internal()))
 }
 
 /// Gives the heap's free pages back to the system after a large listing,

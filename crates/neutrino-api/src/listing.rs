@@ -5,49 +5,29 @@ use std::cmp::Ordering;
 
 use neutrino_lib::attr::Check;
 use neutrino_lib::checks;
-use neutrino_lib::plugin::ListHint;
+use neutrino_lib::listing::{Filter, ListSpec, Sort, TagFilter, ValKind};
 use neutrino_lib::resource::ResourceDef;
 use neutrino_lib::{Fault, Map};
 use serde_json::{json, Value};
 
-/// Tag filters.
-#[derive(Debug, Default, Clone)]
-pub struct TagFilter {
-    all: Vec<Vec<String>>,
-    any: Vec<Vec<String>>,
-    not_all: Vec<Vec<String>>,
-    not_any: Vec<Vec<String>>,
+fn tags_match(t: &TagFilter, doc: &Map) -> bool {
+    let tags: Vec<&str> =
+        doc.get("tags").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+    let has = |x: &String| tags.contains(&x.as_str());
+    t.all.iter().all(|set| set.iter().all(has))
+        && t.any.iter().all(|set| set.iter().any(has))
+        && t.not_all.iter().all(|set| !set.iter().all(has))
+        && t.not_any.iter().all(|set| !set.iter().any(has))
 }
 
-impl TagFilter {
-    fn matches(&self, doc: &Map) -> bool {
-        let tags: Vec<&str> =
-            doc.get("tags").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
-        let has = |t: &String| tags.contains(&t.as_str());
-        self.all.iter().all(|set| set.iter().all(has))
-            && self.any.iter().all(|set| set.iter().any(has))
-            && self.not_all.iter().all(|set| !set.iter().all(has))
-            && self.not_any.iter().all(|set| !set.iter().any(has))
-    }
-}
-
-/// A parsed list request.
+/// A parsed list request: what the plugin answers ([`ListSpec`]) and what
+/// the edge does itself (fields, links).
 #[derive(Debug, Default, Clone)]
 pub struct ListQuery {
-    /// Attribute filters: name and accepted (converted) values.
-    pub filters: Vec<(String, Vec<Value>)>,
-    /// Tag filters.
-    pub tags: TagFilter,
+    /// Filters, tags, order and page.
+    pub spec: ListSpec,
     /// Requested fields (empty: all).
     pub fields: Vec<String>,
-    /// Sort keys and directions (true: ascending).
-    pub sorts: Vec<(String, bool)>,
-    /// Page size (None: everything).
-    pub limit: Option<usize>,
-    /// Last id seen.
-    pub marker: Option<String>,
-    /// Page backwards from the marker.
-    pub page_reverse: bool,
     /// The raw query pairs, for links.
     pub raw: Vec<(String, String)>,
 }
@@ -103,12 +83,12 @@ pub fn parse(def: &ResourceDef, query: &str) -> Result<ListQuery, Fault> {
                 }
                 limit = Some(n as usize);
             }
-            "marker" => q.marker = Some(v.clone()),
-            "page_reverse" => q.page_reverse = v.eq_ignore_ascii_case("true"),
-            "tags" if def.tags => q.tags.all.push(split()),
-            "tags-any" if def.tags => q.tags.any.push(split()),
-            "not-tags" if def.tags => q.tags.not_all.push(split()),
-            "not-tags-any" if def.tags => q.tags.not_any.push(split()),
+            "marker" => q.spec.marker = Some(v.clone()),
+            "page_reverse" => q.spec.page_reverse = v.eq_ignore_ascii_case("true"),
+            "tags" if def.tags => q.spec.tags.all.push(split()),
+            "tags-any" if def.tags => q.spec.tags.any.push(split()),
+            "not-tags" if def.tags => q.spec.tags.not_all.push(split()),
+            "not-tags-any" if def.tags => q.spec.tags.not_any.push(split()),
             name => {
                 let a = def.attr(name).filter(|a| a.filter || name == "tenant_id" || name == "project_id");
                 let Some(a) = a else {
@@ -116,9 +96,11 @@ pub fn parse(def: &ResourceDef, query: &str) -> Result<ListQuery, Fault> {
                 };
                 let name = if name == "tenant_id" { "project_id" } else { name };
                 let val = convert(&a.check, v);
-                match q.filters.iter_mut().find(|(n, _)| n == name) {
-                    Some((_, vals)) => vals.push(val),
-                    None => q.filters.push((name.to_string(), vec![val])),
+                match q.spec.filters.iter_mut().find(|f| f.attr == name) {
+                    Some(f) => f.values.push(val),
+                    None => {
+                        q.spec.filters.push(Filter { attr: name.to_string(), kind: kind(def, name), values: vec![val] })
+                    }
                 }
             }
         }
@@ -137,64 +119,81 @@ pub fn parse(def: &ResourceDef, query: &str) -> Result<ListQuery, Fault> {
             )));
         }
     }
-    q.sorts = sort_keys
+    q.spec.sorts = sort_keys
         .into_iter()
         .enumerate()
         .map(|(i, k)| {
-            (if k == "tenant_id" { "project_id".into() } else { k }, sort_dirs.get(i).is_none_or(|d| d == "asc"))
+            let attr: String = if k == "tenant_id" { "project_id".into() } else { k };
+            Sort { kind: kind(def, &attr), attr, asc: sort_dirs.get(i).is_none_or(|d| d == "asc") }
         })
         .collect();
-    q.limit = limit.filter(|l| *l > 0);
+    q.spec.limit = limit.filter(|l| *l > 0);
     Ok(q)
 }
 
-impl ListQuery {
-    /// What the plugin may push down.
-    pub fn hint(&self) -> ListHint {
-        ListHint { projects: None, eq: self.filters.clone() }
+/// How an attribute is stored, for comparisons and order.
+fn kind(def: &ResourceDef, name: &str) -> ValKind {
+    match name {
+        "revision_number" => ValKind::Int,
+        _ => def.attr(name).map(ValKind::of).unwrap_or(ValKind::Str),
     }
+}
 
+impl ListQuery {
     /// Does a document pass every filter?
     pub fn matches(&self, doc: &Map) -> bool {
-        self.tags.matches(doc)
-            && self.filters.iter().all(|(attr, vals)| vals.iter().any(|want| value_matches(doc.get(attr), want)))
+        tags_match(&self.spec.tags, doc)
+            && self.spec.filters.iter().all(|f| f.values.iter().any(|want| value_matches(doc.get(&f.attr), want)))
     }
 
-    /// Filters, sorts, pages; returns the page and its links.
-    pub fn apply(&self, mut docs: Vec<Map>, base_url: &str, collection: &str) -> (Vec<Map>, Option<Value>) {
+    /// Filters, sorts and pages in memory (for plugins that answer
+    /// [`Listing::Unfiltered`](neutrino_lib::plugin::Listing)). A marker
+    /// that is not among the documents is the resource's 404, as in Neutron.
+    pub fn apply(&self, def: &ResourceDef, mut docs: Vec<Map>) -> Result<Vec<Map>, Fault> {
+        let spec = &self.spec;
         docs.retain(|d| self.matches(d));
-        if !self.sorts.is_empty() {
+        if !spec.sorts.is_empty() {
             docs.sort_by(|a, b| {
-                for (k, asc) in &self.sorts {
-                    let o = cmp_values(a.get(k), b.get(k));
-                    let o = if *asc { o } else { o.reverse() };
+                for s in &spec.sorts {
+                    let o = cmp_values(a.get(&s.attr), b.get(&s.attr));
+                    let o = if s.asc { o } else { o.reverse() };
                     if o != Ordering::Equal {
                         return o;
                     }
                 }
                 cmp_values(a.get("id"), b.get("id"))
             });
-        } else if self.limit.is_some() || self.marker.is_some() {
+        } else if spec.paged() {
             // Pagination needs a stable order: Neutron pages by id.
             docs.sort_by(|a, b| cmp_values(a.get("id"), b.get("id")));
         }
-        let Some(limit) = self.limit else {
-            return (docs, None);
-        };
-        let start = match &self.marker {
+        let start = match &spec.marker {
             Some(m) => match docs.iter().position(|d| d.get("id").and_then(Value::as_str) == Some(m.as_str())) {
                 Some(i) => Some(i),
-                None => return (vec![], None),
+                None => return Err(def.not_found_fault(m)),
             },
             None => None,
         };
-        let page: Vec<Map> = if self.page_reverse {
+        let Some(limit) = spec.limit else {
+            return Ok(match start {
+                Some(i) if spec.page_reverse => docs[..i].to_vec(),
+                Some(i) => docs.into_iter().skip(i + 1).collect(),
+                None => docs,
+            });
+        };
+        Ok(if spec.page_reverse {
             let end = start.unwrap_or(docs.len());
             docs[end.saturating_sub(limit)..end].to_vec()
         } else {
             let s = start.map(|i| i + 1).unwrap_or(0);
-            docs.iter().skip(s).take(limit).cloned().collect()
-        };
+            docs.into_iter().skip(s).take(limit).collect()
+        })
+    }
+
+    /// Neutron's `<collection>_links` of a page (`None` without a limit).
+    pub fn links(&self, page: &[Map], base_url: &str) -> Option<Value> {
+        let limit = self.spec.limit?;
+        let reverse = self.spec.page_reverse;
         let mut links = vec![];
         let link = |marker: Option<&str>, reverse: bool| -> String {
             let mut ser = form_urlencoded::Serializer::new(String::new());
@@ -214,14 +213,13 @@ impl ListQuery {
         };
         let first = page.first().and_then(|d| d.get("id")).and_then(Value::as_str);
         let last = page.last().and_then(|d| d.get("id")).and_then(Value::as_str);
-        if page.len() >= limit || self.page_reverse {
+        if page.len() >= limit || reverse {
             links.push(json!({"rel": "next", "href": link(last, false)}));
         }
-        if !(page.len() < limit && self.page_reverse) {
+        if !(page.len() < limit && reverse) {
             links.push(json!({"rel": "previous", "href": link(first, true)}));
         }
-        let _ = collection;
-        (page, Some(Value::Array(links)))
+        Some(Value::Array(links))
     }
 
     /// Keeps only the requested fields.
@@ -338,17 +336,19 @@ mod tests {
     fn pagination_links_and_markers() {
         let docs: Vec<Map> = (0..5).map(|i| doc(json!({"id": format!("id{i}"), "name": format!("n{i}")}))).collect();
         let q = parse(&NETWORK, "limit=2").unwrap();
-        let (page, links) = q.apply(docs.clone(), "http://x/v2.0/networks", "networks");
+        let page = q.apply(&NETWORK, docs.clone()).unwrap();
         assert_eq!(page.len(), 2);
-        let links = links.unwrap();
+        let links = q.links(&page, "http://x/v2.0/networks").unwrap();
         assert!(links[0]["href"].as_str().unwrap().contains("marker=id1"));
         let q = parse(&NETWORK, "limit=2&marker=id3").unwrap();
-        let (page, _) = q.apply(docs.clone(), "u", "networks");
+        let page = q.apply(&NETWORK, docs.clone()).unwrap();
         assert_eq!(page.len(), 1);
         let q = parse(&NETWORK, "limit=2&marker=id4").unwrap();
-        assert!(q.apply(docs.clone(), "u", "networks").0.is_empty());
+        assert!(q.apply(&NETWORK, docs.clone()).unwrap().is_empty());
+        let q = parse(&NETWORK, "limit=2&marker=nosuch").unwrap();
+        assert_eq!(q.apply(&NETWORK, docs.clone()).unwrap_err().status, 404);
         let q = parse(&NETWORK, "limit=2&marker=id3&page_reverse=True").unwrap();
-        let (page, _) = q.apply(docs, "u", "networks");
+        let page = q.apply(&NETWORK, docs).unwrap();
         assert_eq!(page.iter().map(|d| d["id"].as_str().unwrap()).collect::<Vec<_>>(), vec!["id1", "id2"]);
     }
 }

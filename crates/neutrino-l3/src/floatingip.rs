@@ -7,7 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ipnet::IpNet;
 use neutrino_lib::defs::router::FLOATINGIP;
-use neutrino_lib::plugin::{ListHint, ResourcePlugin};
+use neutrino_lib::listing::ListSpec;
+use neutrino_lib::plugin::{ListHint, Listing, ResourcePlugin};
 use neutrino_lib::resource::{stamp, ResourceDef};
 use neutrino_lib::{Context, Fault, Map};
 use neutrino_ml2::notify::{Action, Outbox};
@@ -225,6 +226,11 @@ impl ResourcePlugin for FloatingIps {
     async fn get(&self, ctx: &Context, id: &str) -> std::result::Result<Map, Fault> {
         let f = self.0.store.get(&FLOATINGIPS, id).await.map_err(L3Error::from)?;
         Ok(f.filter(|f| ctx.sees(f)).ok_or_else(|| L3Error::FloatingIpNotFound(id.into()))?)
+    }
+
+    async fn list_page(&self, ctx: &Context, spec: &ListSpec) -> std::result::Result<Listing, Fault> {
+        let conds = if ctx.is_admin() { vec![] } else { vec![neutrino_ml2::own(ctx)] };
+        neutrino_ml2::select(&self.0.store, self.def(), &FLOATINGIPS, spec, &conds).await
     }
 
     async fn list(&self, ctx: &Context, hint: &ListHint) -> std::result::Result<Vec<Map>, Fault> {

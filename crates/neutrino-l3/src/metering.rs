@@ -6,12 +6,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ipnet::IpNet;
 use neutrino_lib::defs::metering::{METERING_LABEL, METERING_LABEL_RULE};
-use neutrino_lib::plugin::{ListHint, ResourcePlugin};
+use neutrino_lib::listing::ListSpec;
+use neutrino_lib::plugin::{ListHint, Listing, ResourcePlugin};
 use neutrino_lib::resource::{stamp, ResourceDef};
 use neutrino_lib::{Context, Fault, Map};
 use neutrino_ml2::notify::Outbox;
 use neutrino_ml2::Core;
 use neutrino_store::schema::{METERING_LABELS, METERING_LABEL_RULES};
+use neutrino_store::Cond;
 use serde_json::{json, Value};
 
 use crate::error::L3Error;
@@ -60,6 +62,15 @@ impl ResourcePlugin for MeteringLabels {
     async fn get(&self, ctx: &Context, id: &str) -> Result<Map, Fault> {
         let d = self.0.store.get(&METERING_LABELS, id).await.map_err(L3Error::from)?;
         d.filter(|d| ctx.sees(d) || stamp::bool_of(d, "shared")).ok_or_else(|| label_missing(id))
+    }
+
+    async fn list_page(&self, ctx: &Context, spec: &ListSpec) -> Result<Listing, Fault> {
+        let conds = if ctx.is_admin() {
+            vec![]
+        } else {
+            vec![Cond::Or(vec![neutrino_ml2::own(ctx), Cond::Flag("shared", true)])]
+        };
+        neutrino_ml2::select(&self.0.store, self.def(), &METERING_LABELS, spec, &conds).await
     }
 
     async fn list(&self, ctx: &Context, hint: &ListHint) -> Result<Vec<Map>, Fault> {
@@ -174,6 +185,11 @@ impl ResourcePlugin for MeteringLabelRules {
     async fn get(&self, ctx: &Context, id: &str) -> Result<Map, Fault> {
         let d = self.0.store.get(&METERING_LABEL_RULES, id).await.map_err(L3Error::from)?;
         d.filter(|d| ctx.sees(d)).ok_or_else(|| rule_missing(id))
+    }
+
+    async fn list_page(&self, ctx: &Context, spec: &ListSpec) -> Result<Listing, Fault> {
+        let conds = if ctx.is_admin() { vec![] } else { vec![neutrino_ml2::own(ctx)] };
+        neutrino_ml2::select(&self.0.store, self.def(), &METERING_LABEL_RULES, spec, &conds).await
     }
 
     async fn list(&self, ctx: &Context, hint: &ListHint) -> Result<Vec<Map>, Fault> {

@@ -16,6 +16,7 @@ pub mod defs;
 pub mod extensions;
 pub mod fault;
 pub mod ini;
+pub mod listing;
 pub mod plugin;
 pub mod resource;
 pub mod southbound;

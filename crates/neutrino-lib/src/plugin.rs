@@ -7,7 +7,27 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
+use crate::listing::ListSpec;
 use crate::{resource::ResourceDef, Context, Fault, Map};
+
+/// What a plugin answers to a list request.
+pub enum Listing {
+    /// Every resource the caller may see, unfiltered: the edge filters,
+    /// sorts and pages it in memory (for small collections that are not
+    /// tables: quotas, availability zones, service providers).
+    Unfiltered(Vec<Map>),
+    /// The page asked for: filters, order and page already applied.
+    Page(Vec<Map>),
+    /// Every matching resource in order (no limit was asked), as it is read.
+    Stream(futures::stream::BoxStream<'static, Result<Map, Fault>>),
+}
+
+impl ListHint {
+    /// The equality filters of a list request, as a hint.
+    pub fn of(spec: &ListSpec) -> ListHint {
+        ListHint { projects: None, eq: spec.filters.iter().map(|f| (f.attr.clone(), f.values.clone())).collect() }
+    }
+}
 
 /// What the edge already knows about a list request, so a plugin can narrow
 /// its query. The edge applies every filter again on what comes back, so a
@@ -44,6 +64,12 @@ pub trait ResourcePlugin: Send + Sync {
 
     /// Lists resources; see [`ListHint`].
     async fn list(&self, ctx: &Context, hint: &ListHint) -> Result<Vec<Map>, Fault>;
+
+    /// Answers a list request where the data is (filters, order, page in
+    /// the database). The default hands every visible resource to the edge.
+    async fn list_page(&self, ctx: &Context, spec: &ListSpec) -> Result<Listing, Fault> {
+        Ok(Listing::Unfiltered(self.list(ctx, &ListHint::of(spec)).await?))
+    }
 
     /// Updates one resource with validated changes, checking `If-Match` when given.
     async fn update(&self, ctx: &Context, id: &str, changes: Map, if_match: Option<i64>) -> Result<Map, Fault>;

@@ -4,10 +4,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use neutrino_lib::defs::address_scope::ADDRESS_SCOPE;
-use neutrino_lib::plugin::{ListHint, ResourcePlugin};
+use neutrino_lib::listing::ListSpec;
+use neutrino_lib::plugin::{ListHint, Listing, ResourcePlugin};
 use neutrino_lib::resource::{stamp, ResourceDef};
 use neutrino_lib::{Context, Fault, Map};
 use neutrino_store::schema::{ADDRESS_SCOPES, SUBNETPOOLS};
+use neutrino_store::Cond;
 
 use crate::error::Ml2Error;
 use crate::notify::Outbox;
@@ -46,6 +48,12 @@ impl ResourcePlugin for AddressScopes {
         let d = self.0.store.get(&ADDRESS_SCOPES, id).await.map_err(Ml2Error::from)?;
         Ok(d.filter(|d| ctx.sees(d) || stamp::bool_of(d, "shared"))
             .ok_or_else(|| Ml2Error::AddressScopeNotFound(id.into()))?)
+    }
+
+    async fn list_page(&self, ctx: &Context, spec: &ListSpec) -> std::result::Result<Listing, Fault> {
+        let conds =
+            if ctx.is_admin() { vec![] } else { vec![Cond::Or(vec![crate::own(ctx), Cond::Flag("shared", true)])] };
+        crate::select(&self.0.store, self.def(), &ADDRESS_SCOPES, spec, &conds).await
     }
 
     async fn list(&self, ctx: &Context, hint: &ListHint) -> Result<Vec<Map>, Fault> {

@@ -276,6 +276,40 @@ pub(crate) fn opt_str(doc: &Map, key: &str) -> Option<String> {
     doc.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from)
 }
 
+/// The caller's own resources, as a listing condition.
+pub fn own(ctx: &neutrino_lib::Context) -> neutrino_store::Cond {
+    match &ctx.project_id {
+        Some(p) => neutrino_store::Cond::ColIn("project_id", vec![p.clone()]),
+        None => neutrino_store::Cond::False,
+    }
+}
+
+/// Answers a list request from a table: the request's filters, order and
+/// page plus the plugin's visibility conditions, all in SQL. A marker the
+/// caller cannot see is the resource's 404.
+pub async fn select(
+    store: &Store,
+    def: &'static neutrino_lib::resource::ResourceDef,
+    table: &'static Table,
+    spec: &neutrino_lib::listing::ListSpec,
+    conds: &[neutrino_store::Cond],
+) -> std::result::Result<neutrino_lib::plugin::Listing, neutrino_lib::Fault> {
+    use neutrino_lib::plugin::Listing;
+    use neutrino_store::{Selected, StoreError};
+    match store.select(table, spec, conds).await {
+        Ok(Selected::Page(docs)) => Ok(Listing::Page(docs)),
+        Ok(Selected::Stream(rx)) => {
+            let s = futures::stream::unfold(rx, |mut rx| async move {
+                let item = rx.recv().await?;
+                Some((item.map_err(neutrino_lib::Fault::from), rx))
+            });
+            Ok(Listing::Stream(Box::pin(s)))
+        }
+        Err(StoreError::MarkerNotFound(m)) => Err(def.not_found_fault(&m)),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Pushes equality filters of a list hint down to indexed columns (for
 /// plugins built on the core's tables).
 pub fn pushdown(table: &'static Table, hint: &neutrino_lib::plugin::ListHint) -> Vec<(&'static str, Vec<String>)> {

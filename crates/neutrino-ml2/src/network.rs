@@ -4,11 +4,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use neutrino_lib::defs::network::NETWORK;
-use neutrino_lib::plugin::{ListHint, ResourcePlugin};
+use neutrino_lib::listing::ListSpec;
+use neutrino_lib::plugin::{ListHint, Listing, ResourcePlugin};
 use neutrino_lib::resource::{stamp, ResourceDef};
 use neutrino_lib::{Context, Fault, Map};
 use neutrino_store::schema::{NETWORKS, PORTS, SEGMENTS, SUBNETS};
-use neutrino_store::Tx;
+use neutrino_store::{Cond, Tx};
 use serde_json::{json, Value};
 
 use crate::error::{invalid, Ml2Error, Result};
@@ -50,6 +51,11 @@ pub(crate) fn show_segments(doc: &mut Map, segs: &[Segment]) {
 }
 
 /// Networks a caller sees: its own, shared ones and external ones.
+/// [`visible`] as a listing condition.
+pub fn visible_cond(ctx: &Context) -> Cond {
+    Cond::Or(vec![crate::own(ctx), Cond::Flag("shared", true), Cond::Flag("router:external", true)])
+}
+
 pub fn visible(ctx: &Context, n: &Map) -> bool {
     ctx.sees(n) || stamp::bool_of(n, "shared") || stamp::bool_of(n, "router:external")
 }
@@ -172,6 +178,11 @@ impl ResourcePlugin for Networks {
     async fn get(&self, ctx: &Context, id: &str) -> std::result::Result<Map, Fault> {
         let n = self.0.store.get(&NETWORKS, id).await.map_err(Ml2Error::from)?;
         Ok(n.filter(|n| visible(ctx, n)).ok_or_else(|| Ml2Error::NetworkNotFound(id.into()))?)
+    }
+
+    async fn list_page(&self, ctx: &Context, spec: &ListSpec) -> std::result::Result<Listing, Fault> {
+        let conds = if ctx.is_admin() { vec![] } else { vec![visible_cond(ctx)] };
+        crate::select(&self.0.store, self.def(), &NETWORKS, spec, &conds).await
     }
 
     async fn list(&self, ctx: &Context, hint: &ListHint) -> std::result::Result<Vec<Map>, Fault> {

@@ -11,11 +11,12 @@ use neutrino_ipam::slaac;
 use neutrino_lib::checks::{format_mac, parse_mac};
 use neutrino_lib::defs::port::PORT;
 use neutrino_lib::defs::{DEVICE_OWNER_DHCP, DEVICE_OWNER_NETWORK_PREFIX};
-use neutrino_lib::plugin::{ListHint, ResourcePlugin};
+use neutrino_lib::listing::ListSpec;
+use neutrino_lib::plugin::{ListHint, Listing, ResourcePlugin};
 use neutrino_lib::resource::{stamp, ResourceDef};
 use neutrino_lib::{Context, Fault, Map};
 use neutrino_store::schema::{NETWORKS, PORTS, SECURITY_GROUPS, SUBNETS};
-use neutrino_store::Tx;
+use neutrino_store::{Cond, Tx};
 use rand::Rng;
 use serde_json::{json, Value};
 
@@ -765,6 +766,24 @@ impl ResourcePlugin for Ports {
     async fn get(&self, ctx: &Context, id: &str) -> std::result::Result<Map, Fault> {
         let p = self.0.store.get(&PORTS, id).await.map_err(Ml2Error::from)?;
         Ok(p.filter(|p| ctx.sees(p)).ok_or_else(|| Ml2Error::PortNotFound(id.into()))?)
+    }
+
+    async fn list_page(&self, ctx: &Context, spec: &ListSpec) -> std::result::Result<Listing, Fault> {
+        let mut spec = spec.clone();
+        let mut conds = vec![];
+        if !ctx.is_admin() {
+            conds.push(crate::own(ctx));
+        }
+        // fixed_ips=ip_address=X alone: the allocation index answers it.
+        if let Some(f) = spec.values("fixed_ips") {
+            let exact: Option<Vec<String>> =
+                f.iter().map(|v| v.as_str().and_then(|s| s.strip_prefix("ip_address=")).map(String::from)).collect();
+            if let Some(ips) = exact {
+                spec.take_filter("fixed_ips");
+                conds.push(Cond::PortHoldsIp(ips));
+            }
+        }
+        crate::select(&self.0.store, self.def(), &PORTS, &spec, &conds).await
     }
 
     async fn list(&self, ctx: &Context, hint: &ListHint) -> std::result::Result<Vec<Map>, Fault> {

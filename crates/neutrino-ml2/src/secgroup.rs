@@ -6,11 +6,12 @@ use async_trait::async_trait;
 use neutrino_lib::defs::security_group::{
     ICMP_PROTOCOLS, PORT_PROTOCOLS, PROTOCOLS, SECURITY_GROUP, SECURITY_GROUP_RULE,
 };
-use neutrino_lib::plugin::{ListHint, ResourcePlugin};
+use neutrino_lib::listing::ListSpec;
+use neutrino_lib::plugin::{ListHint, Listing, ResourcePlugin};
 use neutrino_lib::resource::{stamp, ResourceDef};
 use neutrino_lib::{Context, Fault, Map};
 use neutrino_store::schema::{PORTS, SECURITY_GROUPS, SECURITY_GROUP_RULES};
-use neutrino_store::Tx;
+use neutrino_store::{Cond, Tx};
 use serde_json::{json, Value};
 
 use crate::error::{Ml2Error, Result};
@@ -147,6 +148,28 @@ impl ResourcePlugin for SecurityGroups {
             .filter(|g| ctx.sees(g) || stamp::bool_of(g, "shared"))
             .ok_or_else(|| Ml2Error::SecurityGroupNotFound(id.into()))?;
         Ok(with_rules(&self.0, vec![g]).await?.remove(0))
+    }
+
+    async fn list_page(&self, ctx: &Context, spec: &ListSpec) -> std::result::Result<Listing, Fault> {
+        let core = &self.0;
+        if let Some(p) = &ctx.project_id {
+            let mut tx = core.store.begin().await.map_err(Ml2Error::from)?;
+            if default_group(&mut tx, p).await?.is_none() {
+                let mut out = Outbox::default();
+                ensure_default(core, &mut tx, &mut out, p).await?;
+                core.commit(tx, out).await?;
+            }
+        }
+        let conds =
+            if ctx.is_admin() { vec![] } else { vec![Cond::Or(vec![crate::own(ctx), Cond::Flag("shared", true)])] };
+        let groups = match crate::select(&core.store, self.def(), &SECURITY_GROUPS, spec, &conds).await? {
+            Listing::Page(g) | Listing::Unfiltered(g) => g,
+            Listing::Stream(s) => {
+                use futures::TryStreamExt;
+                s.try_collect().await?
+            }
+        };
+        Ok(Listing::Page(with_rules(core, groups).await?))
     }
 
     async fn list(&self, ctx: &Context, hint: &ListHint) -> std::result::Result<Vec<Map>, Fault> {
@@ -534,6 +557,23 @@ impl ResourcePlugin for SecurityGroupRules {
             }
         }
         Ok(r)
+    }
+
+    async fn list_page(&self, ctx: &Context, spec: &ListSpec) -> std::result::Result<Listing, Fault> {
+        let conds = if ctx.is_admin() {
+            vec![]
+        } else {
+            vec![Cond::Or(vec![
+                crate::own(ctx),
+                Cond::InTable {
+                    col: "security_group_id",
+                    table: &SECURITY_GROUPS,
+                    key: "id",
+                    cond: Box::new(crate::own(ctx)),
+                },
+            ])]
+        };
+        crate::select(&self.0.store, self.def(), &SECURITY_GROUP_RULES, spec, &conds).await
     }
 
     async fn list(&self, ctx: &Context, hint: &ListHint) -> std::result::Result<Vec<Map>, Fault> {

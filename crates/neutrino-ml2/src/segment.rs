@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use neutrino_lib::defs::segment::SEGMENT;
-use neutrino_lib::plugin::{ListHint, ResourcePlugin};
+use neutrino_lib::listing::ListSpec;
+use neutrino_lib::plugin::{ListHint, Listing, ResourcePlugin};
 use neutrino_lib::resource::{stamp, ResourceDef};
 use neutrino_lib::{Context, Fault, Map};
 use neutrino_store::schema::{NETWORKS, PORTS, SEGMENTS, SUBNETS};
@@ -94,6 +95,14 @@ impl ResourcePlugin for Segments {
     async fn get(&self, ctx: &Context, id: &str) -> std::result::Result<Map, Fault> {
         let s = self.0.store.get(&SEGMENTS, id).await.map_err(Ml2Error::from)?;
         Ok(s.filter(|_| ctx.is_admin()).ok_or_else(|| Ml2Error::SegmentNotFound(id.into()))?)
+    }
+
+    async fn list_page(&self, ctx: &Context, spec: &ListSpec) -> std::result::Result<Listing, Fault> {
+        if !ctx.is_admin() {
+            return Ok(Listing::Page(vec![]));
+        }
+        let conds = vec![];
+        crate::select(&self.0.store, self.def(), &SEGMENTS, spec, &conds).await
     }
 
     async fn list(&self, ctx: &Context, hint: &ListHint) -> std::result::Result<Vec<Map>, Fault> {

@@ -9,11 +9,12 @@ use neutrino_ipam::addr::{host_range, to_u128, version};
 use neutrino_ipam::allocator::{self, SubnetRef};
 use neutrino_ipam::pools;
 use neutrino_lib::defs::subnet::SUBNET;
-use neutrino_lib::plugin::{ListHint, ResourcePlugin};
+use neutrino_lib::listing::ListSpec;
+use neutrino_lib::plugin::{ListHint, Listing, ResourcePlugin};
 use neutrino_lib::resource::{stamp, ResourceDef};
 use neutrino_lib::{Context, Fault, Map};
 use neutrino_store::schema::{NETWORKS, PORTS, SEGMENTS, SUBNETPOOLS, SUBNETS};
-use neutrino_store::Tx;
+use neutrino_store::{Cond, Tx};
 use serde_json::{json, Value};
 
 use crate::error::{invalid, Ml2Error, Result};
@@ -379,6 +380,38 @@ impl ResourcePlugin for Subnets {
             }
         }
         Ok(s)
+    }
+
+    async fn list_page(&self, ctx: &Context, spec: &ListSpec) -> std::result::Result<Listing, Fault> {
+        let mut spec = spec.clone();
+        let mut conds = vec![];
+        if !ctx.is_admin() {
+            conds.push(Cond::Or(vec![
+                crate::own(ctx),
+                Cond::InTable {
+                    col: "network_id",
+                    table: &NETWORKS,
+                    key: "id",
+                    cond: Box::new(crate::network::visible_cond(ctx)),
+                },
+            ]));
+        }
+        // A subnet is shared when its network is.
+        if let Some(f) = spec.take_filter("shared") {
+            conds.push(Cond::Or(
+                f.values
+                    .iter()
+                    .filter_map(Value::as_bool)
+                    .map(|b| Cond::InTable {
+                        col: "network_id",
+                        table: &NETWORKS,
+                        key: "id",
+                        cond: Box::new(Cond::Flag("shared", b)),
+                    })
+                    .collect(),
+            ));
+        }
+        crate::select(&self.0.store, self.def(), &SUBNETS, &spec, &conds).await
     }
 
     async fn list(&self, ctx: &Context, hint: &ListHint) -> std::result::Result<Vec<Map>, Fault> {

@@ -6,11 +6,12 @@ use async_trait::async_trait;
 use ipnet::IpNet;
 use neutrino_ipam::addr::{bounds, version};
 use neutrino_lib::defs::subnetpool::SUBNETPOOL;
-use neutrino_lib::plugin::{ListHint, ResourcePlugin};
+use neutrino_lib::listing::ListSpec;
+use neutrino_lib::plugin::{ListHint, Listing, ResourcePlugin};
 use neutrino_lib::resource::{stamp, ResourceDef};
 use neutrino_lib::{Context, Fault, Map};
 use neutrino_store::schema::{ADDRESS_SCOPES, SUBNETPOOLS, SUBNETS};
-use neutrino_store::Tx;
+use neutrino_store::{Cond, Tx};
 use serde_json::{json, Value};
 
 use crate::error::{invalid, Ml2Error, Result};
@@ -161,6 +162,12 @@ impl ResourcePlugin for SubnetPools {
         let d = self.0.store.get(&SUBNETPOOLS, id).await.map_err(Ml2Error::from)?;
         Ok(d.filter(|d| ctx.sees(d) || stamp::bool_of(d, "shared"))
             .ok_or_else(|| Ml2Error::SubnetPoolNotFound(id.into()))?)
+    }
+
+    async fn list_page(&self, ctx: &Context, spec: &ListSpec) -> std::result::Result<Listing, Fault> {
+        let conds =
+            if ctx.is_admin() { vec![] } else { vec![Cond::Or(vec![crate::own(ctx), Cond::Flag("shared", true)])] };
+        crate::select(&self.0.store, self.def(), &SUBNETPOOLS, spec, &conds).await
     }
 
     async fn list(&self, ctx: &Context, hint: &ListHint) -> std::result::Result<Vec<Map>, Fault> {

@@ -17,6 +17,12 @@ pub enum StoreError {
     /// The database URL is not one we support.
     #[error("unsupported database URL '{0}' (use sqlite://PATH or postgresql://...)")]
     BadUrl(String),
+    /// A listing's marker names no row the caller may see.
+    #[error("marker {0} not found")]
+    MarkerNotFound(String),
+    /// A listing asked for something that cannot be expressed.
+    #[error("bad query: {0}")]
+    BadQuery(String),
     /// A migration failed.
     #[error("migration {component}/{version} failed: {source}")]
     Migration {

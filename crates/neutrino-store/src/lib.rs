@@ -10,7 +10,9 @@
 pub mod allocations;
 mod error;
 mod migrate;
+pub mod outbox;
 pub mod pool;
+pub mod query;
 pub mod quota;
 pub mod scheduling;
 pub mod schema;
@@ -20,6 +22,7 @@ mod table;
 mod tx;
 
 pub use error::StoreError;
+pub use query::{Cond, Selected};
 pub use store::{Backend, Store};
 pub use table::Table;
 pub use tx::Tx;

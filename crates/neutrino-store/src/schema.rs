@@ -104,6 +104,18 @@ fn v3(_: Backend) -> Vec<String> {
     [&METERING_LABELS, &METERING_LABEL_RULES].iter().flat_map(|t| t.ddl()).collect()
 }
 
+fn v4(_: Backend) -> Vec<String> {
+    let mut out = vec![
+        "CREATE TABLE IF NOT EXISTS southbound_outbox (id TEXT PRIMARY KEY, seq BIGINT NOT NULL, lease_until BIGINT NOT NULL, body TEXT NOT NULL)".to_string(),
+        "CREATE INDEX IF NOT EXISTS ix_southbound_outbox_lease ON southbound_outbox (lease_until, seq)".to_string(),
+    ];
+    // Keyset pages of one project's resources in id order read only the page.
+    for t in V1_TABLES.iter().chain([&METERING_LABELS, &METERING_LABEL_RULES].iter()) {
+        out.push(format!("CREATE INDEX IF NOT EXISTS ix_{0}_project_id_id ON {0} (project_id, id)", t.name));
+    }
+    out
+}
+
 /// The network schema's migrations, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -113,4 +125,9 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration { version: 2, description: "DHCP and L3 agent scheduling", statements: v2 },
     Migration { version: 3, description: "metering labels and rules", statements: v3 },
+    Migration {
+        version: 4,
+        description: "durable southbound outbox; (project_id, id) indexes for keyset pages",
+        statements: v4,
+    },
 ];

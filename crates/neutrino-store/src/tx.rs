@@ -115,7 +115,7 @@ impl Tx {
         let lock = if self.store.backend == Backend::Postgres { " FOR SHARE" } else { "" };
         let sql = format!("SELECT doc FROM {} WHERE id = $1{lock}", t.name);
         match sqlx::query(&sql).bind(id).fetch_optional(&mut *self.inner).await? {
-            Some(row) => Ok(Some(parse(t, &row)?)),
+            Some(row) => Ok(Some(parse_doc(t, &row)?)),
             None => Ok(None),
         }
     }
@@ -144,7 +144,7 @@ impl Tx {
     }
 }
 
-fn parse(t: &'static Table, row: &AnyRow) -> Result<Map<String, Value>> {
+pub(crate) fn parse_doc(t: &'static Table, row: &AnyRow) -> Result<Map<String, Value>> {
     let s: String = row.try_get("doc")?;
     serde_json::from_str(&s).map_err(|source| StoreError::Corrupt { table: t.name, source })
 }
@@ -183,7 +183,7 @@ pub(crate) async fn get_row(
     let lock = if lock && backend == Backend::Postgres { " FOR UPDATE" } else { "" };
     let sql = format!("SELECT doc FROM {} WHERE id = $1{lock}", t.name);
     match sqlx::query(&sql).bind(id).fetch_optional(conn).await? {
-        Some(row) => Ok(Some(parse(t, &row)?)),
+        Some(row) => Ok(Some(parse_doc(t, &row)?)),
         None => Ok(None),
     }
 }
@@ -205,7 +205,7 @@ pub(crate) async fn list_rows(
     let mut rows = q.fetch(conn);
     let mut out = vec![];
     while let Some(row) = rows.try_next().await? {
-        out.push(parse(t, &row)?);
+        out.push(parse_doc(t, &row)?);
     }
     Ok(out)
 }

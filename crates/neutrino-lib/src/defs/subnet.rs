@@ -47,6 +47,8 @@ fn service_types(v: &Value) -> Result<Value, String> {
 const ATTRS: &[Attr] = &[
     Attr::ro("name").post(Dflt::Str("")).put().fs().check(Check::Str(255)),
     Attr::ro("ip_version").required().fs().check(Check::Custom(ip_version)),
+    // Not shown: a subnet is shared when its network is (a filter only).
+    Attr::ro("shared").hidden().filter().check(Check::Bool),
     Attr::ro("network_id").required().fs().check(Check::Uuid),
     Attr::ro("subnetpool_id").post(Dflt::Unset).fs().check(Check::Custom(subnetpool_id)),
     Attr::ro("prefixlen").post(Dflt::Unset).hidden().check(Check::Int(0, 128)),
