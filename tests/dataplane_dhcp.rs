@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 macro_rules! require_dataplane {
     () => {
         if let Some(r) = dhcp_env::skip_reason() {
-            eprintln!("SKIP: {r}");
+            common::cannot_run(&format!("{r}"));
             return;
         }
     };
@@ -319,7 +319,7 @@ async fn dhcp_agent_restart_resyncs() {
 async fn dhcpv6_modes() {
     require_dataplane!();
     if !neutrino_agent::cmd::which("dhclient") {
-        eprintln!("SKIP: dhclient not installed");
+        common::cannot_run("dhclient not installed");
         return;
     }
     let mut env = Env::new(L2Kind::Real).await;

@@ -199,7 +199,7 @@ async fn vm_gets_its_address_by_dhcp_when_a_dhcp_agent_serves_the_network() {
     require_dataplane!();
     for tool in ["dnsmasq", "udhcpc"] {
         if !neutrino_agent::cmd::which(tool) {
-            eprintln!("SKIP: {tool} missing");
+            common::cannot_run(&format!("{tool} missing"));
             return;
         }
     }

@@ -392,7 +392,7 @@ async fn full_sync_of_many_routers_in_process() {
 async fn ipv6_router_advertisements_follow_the_ra_mode() {
     require_lab!();
     if !neutrino_agent::cmd::which("radvd") {
-        eprintln!("SKIP: radvd not installed");
+        common::cannot_run("radvd not installed");
         return;
     }
     let lab = Lab::start(2).await;

@@ -99,7 +99,7 @@ async fn in_echos(vm: &Vm) -> u64 {
 async fn rules_allow_and_their_removal_blocks_within_a_second() {
     require_dataplane!();
     if !neutrino_agent::cmd::which("socat") {
-        eprintln!("SKIP: socat missing");
+        common::cannot_run("socat missing");
         return;
     }
     let cloud = Cloud::start(2).await;

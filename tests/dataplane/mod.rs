@@ -26,7 +26,7 @@ pub fn skip_reason() -> Option<String> {
 macro_rules! require_dataplane {
     () => {
         if let Some(why) = dataplane::skip_reason() {
-            eprintln!("SKIP {}: {}", module_path!(), why);
+            common::cannot_run(&format!("{}: {}", module_path!(), why));
             return;
         }
     };
@@ -56,17 +56,17 @@ impl Vhost {
     /// message) when there is no broker or no `rabbitmqctl`.
     pub fn create() -> Option<Vhost> {
         if std::net::TcpStream::connect_timeout(&"127.0.0.1:5672".parse().unwrap(), Duration::from_secs(1)).is_err() {
-            eprintln!("SKIP: no RabbitMQ on 127.0.0.1:5672");
+            crate::common::cannot_run("no RabbitMQ on 127.0.0.1:5672");
             return None;
         }
         let name = format!("nt-l2-{}", uuid::Uuid::new_v4().simple());
         if !rabbitmqctl(&["add_vhost", &name]) {
-            eprintln!("SKIP: rabbitmqctl add_vhost failed");
+            crate::common::cannot_run("rabbitmqctl add_vhost failed");
             return None;
         }
         let v = Vhost { name };
         if !rabbitmqctl(&["set_permissions", "-p", &v.name, "guest", ".*", ".*", ".*"]) {
-            eprintln!("SKIP: rabbitmqctl set_permissions failed");
+            crate::common::cannot_run("rabbitmqctl set_permissions failed");
             return None;
         }
         Some(v)

@@ -47,7 +47,7 @@ pub fn unavailable() -> Option<String> {
 macro_rules! require_lab {
     () => {
         if let Some(r) = l3::unavailable() {
-            eprintln!("SKIP {}: {}", module_path!(), r);
+            crate::common::cannot_run(&format!("{}: {}", module_path!(), r));
             return;
         }
     };

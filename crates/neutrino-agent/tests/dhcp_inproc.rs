@@ -92,7 +92,7 @@ async fn dhcp_agent_in_process_for_a_sim_host() {
     require_sim!();
     for t in ["dnsmasq", "udhcpc"] {
         if !neutrino_agent::cmd::which(t) {
-            eprintln!("SKIP: {t} not installed");
+            common::cannot_run(&format!("{t} not installed"));
             return;
         }
     }

@@ -163,7 +163,7 @@ impl Core {
         tx.update(&PORTS, &p).await?;
         let mut out = Outbox::default();
         if changed {
-            out.push("port", Action::Update, &p);
+            out.push("port", Action::Status, &p);
         }
         self.commit(tx, out).await?;
         Ok(changed.then_some(p))
@@ -188,7 +188,7 @@ impl Core {
         stamp::changed(&mut p);
         tx.update(&PORTS, &p).await?;
         let mut out = Outbox::default();
-        out.push("port", Action::Update, &p);
+        out.push("port", Action::Status, &p);
         self.commit(tx, out).await?;
         Ok(Some(p))
     }

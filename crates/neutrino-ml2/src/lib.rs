@@ -148,8 +148,15 @@ impl Core {
     }
 
     /// Commits and then delivers the queued notifications.
-    pub async fn commit(&self, tx: Tx, outbox: Outbox) -> Result<()> {
+    pub async fn commit(&self, mut tx: Tx, mut outbox: Outbox) -> Result<()> {
+        let durable = !outbox.is_empty() && self.notifier.durable();
+        if durable {
+            outbox.persist(&mut tx).await?;
+        }
         tx.commit().await?;
+        if durable {
+            crash_hook(&outbox);
+        }
         outbox.deliver(self.notifier.as_ref());
         Ok(())
     }
@@ -274,6 +281,28 @@ pub fn plugins(core: &Arc<Core>) -> Vec<Arc<dyn ResourcePlugin>> {
 /// The string value of `key`, if it is a non-empty string.
 pub(crate) fn opt_str(doc: &Map, key: &str) -> Option<String> {
     doc.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from)
+}
+
+/// The fault tests' hook: with `NEUTRINO_TEST_CRASH_AFTER_COMMIT=<resource>`
+/// the process dies (as by SIGKILL: no cleanup, no delivery) right after
+/// committing a change of that resource, before its notifications go out.
+/// The file named by `NEUTRINO_TEST_CRASH_ARMED`, when set, must exist for
+/// the hook to fire, so a test can arm it at the moment it chooses.
+fn crash_hook(outbox: &Outbox) {
+    static TARGET: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let Some(target) = TARGET.get_or_init(|| std::env::var("NEUTRINO_TEST_CRASH_AFTER_COMMIT").ok()) else {
+        return;
+    };
+    if !outbox.resources().any(|r| r == target) {
+        return;
+    }
+    if let Ok(armed) = std::env::var("NEUTRINO_TEST_CRASH_ARMED") {
+        if !std::path::Path::new(&armed).exists() {
+            return;
+        }
+    }
+    tracing::warn!(resource = %target, "crash hook: aborting after commit, before delivery");
+    std::process::abort();
 }
 
 /// The caller's own resources, as a listing condition.

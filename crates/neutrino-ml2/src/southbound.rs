@@ -628,41 +628,65 @@ enum Outgoing {
 
 /// Turns committed changes into messages to agents. Messages go out in
 /// commit order from one task, so an agent never sees a delete before the
-/// create it follows.
+/// create it follows. Changes come with their outbox rows (written in the
+/// change's transaction); a row is deleted once its messages are on the bus.
+/// A sweeper delivers the rows nobody delivered in time: those of a server
+/// that died between commit and delivery, or that could not reach the bus.
 pub struct RpcNotifier {
     tx: mpsc::UnboundedSender<Event>,
 }
 
+/// How often the outbox is swept for rows whose lease ran out.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_millis(1000);
+
 impl RpcNotifier {
-    /// Starts the notifier over a transport; `store` answers who hosts what.
+    /// Starts the notifier over a transport; `store` answers who hosts what
+    /// and holds the outbox.
     pub fn start(bus: Arc<dyn Transport>, store: neutrino_store::Store) -> Arc<RpcNotifier> {
         let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+        let (b, st) = (bus.clone(), store.clone());
         tokio::spawn(async move {
-            let ctx = CallContext::admin();
+            // Rows of delivered changes are deleted in batches: whatever
+            // was delivered before the queue ran empty, in one transaction.
             while let Some(ev) = rx.recv().await {
-                let msgs = match translate(&store, &ev).await {
-                    Ok(m) => m,
-                    Err(e) => {
-                        tracing::warn!(error = %e, resource = ev.resource, "cannot translate a change for the agents");
-                        continue;
+                let mut done = vec![];
+                done.extend(deliver(&b, &st, ev).await);
+                while done.len() < 256 {
+                    match rx.try_recv() {
+                        Ok(ev) => done.extend(deliver(&b, &st, ev).await),
+                        Err(_) => break,
                     }
-                };
-                for m in msgs {
-                    let r = match &m {
-                        Outgoing::Fanout { topic, method, args } => {
-                            RpcClient::new(bus.clone(), Target::topic(*topic).fanout())
-                                .cast(&ctx, method, args.clone())
-                                .await
+                }
+                if let Err(e) = st.outbox_done(&done).await {
+                    tracing::warn!(error = %e, "delivered notifications left in the outbox (they will be sent again)");
+                }
+            }
+        });
+        let sweeper_tx = tx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match store.outbox_claim(500).await {
+                    Ok(rows) => {
+                        if !rows.is_empty() {
+                            tracing::info!(count = rows.len(), "delivering notifications left in the outbox");
                         }
-                        Outgoing::Cast { topic, host, method, args } => {
-                            RpcClient::new(bus.clone(), Target::topic(*topic).server(host))
-                                .cast(&ctx, method, args.clone())
-                                .await
+                        for r in rows {
+                            match Event::from_body(&r.id, &r.body) {
+                                // Through the same queue, in order with live changes.
+                                Some(ev) => {
+                                    let _ = sweeper_tx.send(ev);
+                                }
+                                None => {
+                                    tracing::error!(id = %r.id, "unreadable outbox row dropped");
+                                    let _ = store.outbox_done(&[r.id]).await;
+                                }
+                            }
                         }
-                    };
-                    if let Err(e) = r {
-                        tracing::warn!(error = %e, message = ?m, "notification to agents not sent");
                     }
+                    Err(e) => tracing::debug!(error = %e, "outbox sweep failed"),
                 }
             }
         });
@@ -670,9 +694,46 @@ impl RpcNotifier {
     }
 }
 
+/// Sends one change's messages; returns its outbox row when all went out.
+async fn deliver(bus: &Arc<dyn Transport>, store: &neutrino_store::Store, ev: Event) -> Option<String> {
+    let ctx = CallContext::admin();
+    let msgs = match translate(store, &ev).await {
+        Ok(m) => m,
+        Err(e) => {
+            // The store is unreachable: leave the row for the sweeper.
+            tracing::warn!(error = %e, resource = ev.resource, "cannot translate a change for the agents");
+            return None;
+        }
+    };
+    let mut sent = true;
+    for m in msgs {
+        let r = match &m {
+            Outgoing::Fanout { topic, method, args } => {
+                RpcClient::new(bus.clone(), Target::topic(*topic).fanout()).cast(&ctx, method, args.clone()).await
+            }
+            Outgoing::Cast { topic, host, method, args } => {
+                RpcClient::new(bus.clone(), Target::topic(*topic).server(host)).cast(&ctx, method, args.clone()).await
+            }
+        };
+        if let Err(e) = r {
+            sent = false;
+            tracing::warn!(error = %e, message = ?m, "notification to agents not sent");
+        }
+    }
+    if sent {
+        ev.outbox_id
+    } else {
+        None
+    }
+}
+
 impl Notifier for RpcNotifier {
     fn notify(&self, event: Event) {
         let _ = self.tx.send(event);
+    }
+
+    fn durable(&self) -> bool {
+        true
     }
 }
 
@@ -734,6 +795,13 @@ async fn translate(store: &neutrino_store::Store, ev: &Event) -> Result<Vec<Outg
         }
     };
     match (ev.resource, ev.action) {
+        ("port", Action::Status) => {
+            // The port's own agents reported it; only the network's peers
+            // care (l2population), and only if the port is bound somewhere.
+            if !s(d, "binding:host_id").is_empty() {
+                peers_changed(&mut out, s(d, "network_id"));
+            }
+        }
         ("port", Action::Create | Action::Update) => {
             let net = s(d, "network_id");
             out.push(Outgoing::Fanout {

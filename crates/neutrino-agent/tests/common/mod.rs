@@ -13,7 +13,7 @@ macro_rules! require_sim {
     () => {
         common::init_tracing();
         if let Some(reason) = neutrino_agent::simhost::unavailable_reason() {
-            eprintln!("SKIP {}: {}", module_path!(), reason);
+            common::cannot_run(&format!("{}: {}", module_path!(), reason));
             return;
         }
     };
@@ -59,4 +59,13 @@ where
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A test that cannot run on this machine says why; under CI (`CI=true`)
+/// that is a failure, never a pass.
+pub fn cannot_run(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("this test cannot run here, and CI requires it: {why}");
+    }
+    eprintln!("SKIP: {why}");
 }
