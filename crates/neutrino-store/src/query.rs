@@ -174,12 +174,12 @@ impl Sql {
                 let from = self.elements(t, &f.attr, false)?;
                 for v in &f.values {
                     let Some(s) = v.as_str() else { continue };
-                    let Some((k, want)) = s.split_once('=') else { continue };
-                    let (k, substr) = match k.strip_suffix("_substr") {
+                    let Some((key, want)) = s.split_once('=') else { continue };
+                    let (k, substr) = match key.strip_suffix("_substr") {
                         Some(base) => (base, true),
-                        None => (k, false),
+                        None => (key, false),
                     };
-                    let k = safe(k)?.to_string();
+                    let k = safe(k)?;
                     let field = match self.backend {
                         Backend::Sqlite => format!("json_extract(v, '$.\"{k}\"')"),
                         Backend::Postgres => format!("(v ->> '{k}')"),
@@ -190,9 +190,10 @@ impl Sql {
                         (true, Backend::Sqlite) => format!("instr({field}, {p}) > 0"),
                         (true, Backend::Postgres) => format!("strpos({field}, {p}) > 0"),
                     };
-                    match by_key.iter_mut().find(|(kk, _)| *kk == k) {
+                    // `ip_address` and `ip_address_substr` are separate keys.
+                    match by_key.iter_mut().find(|(kk, _)| kk == key) {
                         Some((_, tests)) => tests.push(test),
-                        None => by_key.push((k, vec![test])),
+                        None => by_key.push((key.to_string(), vec![test])),
                     }
                 }
                 if !by_key.is_empty() {
