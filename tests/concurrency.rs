@@ -81,3 +81,73 @@ async fn sqlite_16x40_on_a_slash26() {
     assert_eq!(statuses.get(&201).copied().unwrap_or(0), 61, "{statuses:?}");
     check_unique(&c, &net, 61).await;
 }
+
+/// Races that the database settles are 409s, never 500s: 16 clients over
+/// two servers move their ports to the same MAC, and create ports with the
+/// same fixed IP, at the same moment. One of each wins; the rest get
+/// Neutron's conflicts; nothing half-made remains.
+async fn same_mac_and_ip_races(servers: &[&Server]) {
+    let p = project();
+    let c0 = servers[0].member(&p);
+    let n = c0.network("race").await;
+    c0.subnet(&n, "10.0.0.0/24").await;
+    let net = n["id"].as_str().unwrap().to_string();
+    let mut ports = vec![];
+    for _ in 0..16 {
+        ports.push(c0.port(&n).await["id"].as_str().unwrap().to_string());
+    }
+    let mac = "fa:16:3e:00:00:42";
+    let mut tasks = vec![];
+    for (i, id) in ports.iter().enumerate() {
+        let c = servers[i % servers.len()].admin();
+        let id = id.clone();
+        tasks.push(tokio::spawn(
+            async move { c.put(&format!("ports/{id}"), json!({"port": {"mac_address": mac}})).await },
+        ));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        match r.status {
+            200 => ok += 1,
+            409 => assert_eq!(r.body["NeutronError"]["type"], "MacAddressInUse", "{}", r.body),
+            s => panic!("a MAC race answered {s}: {}", r.body),
+        }
+    }
+    assert_eq!(ok, 1, "exactly one port takes the MAC");
+    let mut tasks = vec![];
+    for i in 0..16 {
+        let c = servers[i % servers.len()].member(&p);
+        let net = net.clone();
+        tasks.push(tokio::spawn(async move {
+            c.post("ports", json!({"port": {"network_id": net, "fixed_ips": [{"ip_address": "10.0.0.200"}]}})).await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        match r.status {
+            201 => ok += 1,
+            409 => assert_eq!(r.body["NeutronError"]["type"], "IpAddressAlreadyAllocated", "{}", r.body),
+            s => panic!("an IP race answered {s}: {}", r.body),
+        }
+    }
+    assert_eq!(ok, 1, "exactly one port takes the address");
+    check_unique(&c0, &net, 17).await;
+    let with_mac = c0.get(&format!("ports?mac_address={mac}")).await.expect(200);
+    assert_eq!(with_mac["ports"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_races_are_conflicts_not_errors() {
+    let db = Arc::new(PgDb::create());
+    let a = Server::start_server(db.clone(), &[]).await;
+    let b = Server::start_server(db.clone(), &[]).await;
+    same_mac_and_ip_races(&[&a, &b]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_races_are_conflicts_not_errors() {
+    let srv = Server::start(StoreKind::Sqlite).await;
+    same_mac_and_ip_races(&[&srv]).await;
+}

@@ -57,7 +57,24 @@ impl StoreError {
 
 impl From<StoreError> for neutrino_lib::Fault {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "store failure");
-        neutrino_lib::Fault::internal()
+        use neutrino_lib::Fault;
+        // A race that the database settled is the caller's conflict, not a
+        // server failure: the same request may be retried.
+        if e.is_unique_violation() {
+            tracing::info!(error = %e, "concurrent change refused by a unique constraint");
+            return Fault::conflict("Conflict", "The request conflicts with a concurrent change; retry it.");
+        }
+        if e.is_retryable() {
+            tracing::info!(error = %e, "transaction lost a race (serialization failure or deadlock)");
+            return Fault::conflict("Conflict", "The request conflicts with a concurrent change; retry it.");
+        }
+        match e {
+            StoreError::MarkerNotFound(m) => Fault::not_found("NotFound", format!("Marker {m} could not be found.")),
+            StoreError::BadQuery(q) => Fault::bad_request(format!("Invalid query: {q}")),
+            e => {
+                tracing::error!(error = %e, "store failure");
+                Fault::internal()
+            }
+        }
     }
 }

@@ -89,12 +89,25 @@ impl Tx {
             q = q.bind(col_value(doc, c));
         }
         q = q.bind(col_value(doc, "id"));
+        // PostgreSQL aborts the whole transaction on a failed statement: a
+        // savepoint keeps it usable after a unique violation, as SQLite is.
+        let pg = self.store.backend == Backend::Postgres && !t.uniques.is_empty();
+        if pg {
+            sqlx::query("SAVEPOINT neutrino_update").execute(&mut *self.inner).await?;
+        }
         match q.execute(&mut *self.inner).await {
-            Ok(r) => Ok(r.rows_affected() == 1),
+            Ok(r) => {
+                if pg {
+                    sqlx::query("RELEASE SAVEPOINT neutrino_update").execute(&mut *self.inner).await?;
+                }
+                Ok(r.rows_affected() == 1)
+            }
             Err(e) => {
                 let e = StoreError::from(e);
-                if e.is_unique_violation() && self.store.backend == Backend::Sqlite {
-                    // SQLite leaves the transaction usable after a failed statement.
+                if e.is_unique_violation() {
+                    if pg {
+                        sqlx::query("ROLLBACK TO SAVEPOINT neutrino_update").execute(&mut *self.inner).await?;
+                    }
                     Ok(false)
                 } else {
                     Err(e)
