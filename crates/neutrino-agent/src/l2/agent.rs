@@ -105,6 +105,28 @@ pub(crate) struct Agent {
 }
 
 impl Agent {
+    /// The wired ports whose revision differs from the server's (to
+    /// re-fetch) and those the server no longer binds here (to drop): one
+    /// `get_ports_on_host` call, nothing else when everything agrees.
+    async fn drifted(&self) -> L2Result<(BTreeSet<String>, BTreeSet<String>)> {
+        let server: BTreeMap<String, i64> =
+            self.plugin.ports_on_host().await?.into_iter().map(|p| (p.id, p.revision_number)).collect();
+        let mut stale = BTreeSet::new();
+        let mut gone = BTreeSet::new();
+        for (id, w) in &self.ports {
+            match server.get(id) {
+                None => {
+                    gone.insert(id.clone());
+                }
+                Some(r) if *r != w.details.revision_number => {
+                    stale.insert(id.clone());
+                }
+                Some(_) => {}
+            }
+        }
+        Ok((stale, gone))
+    }
+
     /// Records an OVSDB interface event into `p`.
     fn on_iface(&mut self, ev: InterfaceEvent, p: &mut Pending) {
         match ev {
@@ -279,6 +301,14 @@ pub async fn run(cfg: L2Config, bus: Arc<dyn Transport>, mut stop: watch::Receiv
             }
         })
     };
+    let safety_every = if cfg.resync_check_interval.is_zero() {
+        Duration::from_secs(365 * 24 * 3600)
+    } else {
+        cfg.resync_check_interval
+    };
+    let mut safety = tokio::time::interval_at(tokio::time::Instant::now() + safety_every, safety_every);
+    safety.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut checks: u64 = 0;
     let mut canary = tokio::time::interval(CANARY_INTERVAL);
     canary.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failures: u32 = 0;
@@ -294,6 +324,24 @@ pub async fn run(cfg: L2Config, bus: Arc<dyn Transport>, mut stop: watch::Receiv
                 Some(why) = resyncs.recv() => {
                     tracing::info!(reason = why, "full resync requested");
                     pending.full = true;
+                }
+                _ = safety.tick(), if !cfg.resync_check_interval.is_zero() => {
+                    checks += 1;
+                    if checks % 10 == 0 {
+                        tracing::info!("periodic full resync (safety net)");
+                        pending.full = true;
+                    } else {
+                        match agent.drifted().await {
+                            Ok((stale, gone)) => {
+                                if !stale.is_empty() || !gone.is_empty() {
+                                    tracing::debug!(stale = stale.len(), gone = gone.len(), "ports differ from the server's: refreshing them");
+                                }
+                                pending.refresh.extend(stale);
+                                pending.deleted.extend(gone);
+                            }
+                            Err(e) => tracing::debug!(error = %e, "resync check failed"),
+                        }
+                    }
                 }
                 _ = canary.tick() => {
                     match agent.int.has_flow(super::int_bridge::tables::CANARY, super::cookies::Owner::Base).await {

@@ -86,6 +86,12 @@ pub struct L2Config {
     pub device_batch: usize,
     /// Security-group enforcement.
     pub firewall_driver: FirewallDriver,
+    /// The safety net against lost notifications (`[agent]
+    /// resync_check_interval`, seconds; 0 turns it off): this often the
+    /// agent compares its ports' revisions with the server's (one call),
+    /// and resyncs fully when they differ; every tenth check it resyncs
+    /// fully anyway (security-group rules and peers carry no revision here).
+    pub resync_check_interval: Duration,
 }
 
 impl L2Config {
@@ -109,6 +115,7 @@ impl L2Config {
             rpc_timeout: Duration::from_secs(30),
             device_batch: 256,
             firewall_driver: FirewallDriver::Openvswitch,
+            resync_check_interval: Duration::from_secs(30),
         }
     }
 
@@ -175,6 +182,10 @@ impl L2Config {
             if secs > 0.0 {
                 cfg.report_interval = Duration::from_secs_f64(secs);
             }
+        }
+        if let Some(v) = agent("resync_check_interval") {
+            let secs: f64 = v.parse().map_err(|_| L2Error::Config(format!("[agent] resync_check_interval = {v}")))?;
+            cfg.resync_check_interval = Duration::from_secs_f64(secs.max(0.0));
         }
         if let Some(v) = ini.get("securitygroup", "firewall_driver") {
             cfg.firewall_driver = match FirewallDriver::parse(v) {
