@@ -179,8 +179,11 @@ pub struct Simulation {
 }
 
 /// The L2 agent configuration of a simulated host.
-fn agent_config(h: &SimHost) -> L2Config {
+fn agent_config(h: &SimHost, resync_check: Option<Duration>) -> L2Config {
     let mut cfg = L2Config::new(h.name()).with_ovsdb(h.endpoint());
+    if let Some(d) = resync_check {
+        cfg.resync_check_interval = d;
+    }
     cfg.datapath_type = h.datapath_type();
     cfg.local_ip = Some(h.underlay_ip());
     cfg.tunnel_types = vec![TunnelType::Vxlan, TunnelType::Gre, TunnelType::Geneve];
@@ -199,7 +202,8 @@ fn agent_ini(cfg: &L2Config, transport_url: &str) -> String {
     format!(
         "# written by neutrino up --sim-hosts\n[DEFAULT]\nhost = {host}\ntransport_url = {transport_url}\n\n\
          [ovs]\nintegration_bridge = {int}\ntunnel_bridge = {tun}\nlocal_ip = {ip}\nbridge_mappings = {maps}\n\
-         datapath_type = {dp}\novsdb_connection = {ovsdb}\n\n[agent]\ntunnel_types = {types}\nl2_population = True\n\n\
+         datapath_type = {dp}\novsdb_connection = {ovsdb}\n\n[agent]\ntunnel_types = {types}\nl2_population = True\n\
+         resync_check_interval = {check}\n\n\
          [securitygroup]\nfirewall_driver = openvswitch\n",
         host = cfg.host,
         int = cfg.integration_bridge,
@@ -208,6 +212,7 @@ fn agent_ini(cfg: &L2Config, transport_url: &str) -> String {
         maps = mappings.join(","),
         dp = cfg.datapath_type.as_str(),
         types = types.join(","),
+        check = cfg.resync_check_interval.as_secs_f64(),
     )
 }
 
@@ -220,6 +225,7 @@ impl Simulation {
         state_dir: &Path,
         transport_url: &str,
         bus: Arc<dyn neutrino_rpc::Transport>,
+        resync_check: Option<Duration>,
     ) -> anyhow::Result<Simulation> {
         anyhow::ensure!((1..=200).contains(&n), "--sim-hosts must be between 1 and 200");
         let node_index = (1..=n)
@@ -263,7 +269,7 @@ impl Simulation {
                     ovsdb: h.ovs().rundir().join("db.sock"),
                     underlay_ip: h.underlay_ip(),
                     integration_bridge: neutrino_agent::bridges::INT_BRIDGE.into(),
-                    bridge_mappings: agent_config(h).bridge_mappings,
+                    bridge_mappings: agent_config(h, resync_check).bridge_mappings,
                     agent_pid: None,
                 })
                 .collect(),
@@ -274,7 +280,7 @@ impl Simulation {
         let dhcp_cfg = DhcpAgentConfig::for_sim_host(node, state_dir.join("sim").join(node.name()).join("dhcp"));
         let l3_cfg = L3Config::for_sim_host(node, &prefix);
         let agents = if bus.kind() == "in-process" {
-            let l2 = hosts.iter().map(|h| L2AgentHandle::spawn(agent_config(h), bus.clone())).collect();
+            let l2 = hosts.iter().map(|h| L2AgentHandle::spawn(agent_config(h, resync_check), bus.clone())).collect();
             let dhcp = DhcpAgent::start(dhcp_cfg, bus.clone()).await.context("starting the DHCP agent")?;
             let l3 = L3Agent::start(l3_cfg, bus.clone()).await.context("starting the L3 agent")?;
             Agents::Tasks { l2, dhcp: Some(dhcp), l3: Some(l3) }
@@ -284,7 +290,7 @@ impl Simulation {
             for h in &hosts {
                 let dir = sim.config().workdir.join(h.name());
                 let ini = dir.join("openvswitch_agent.ini");
-                std::fs::write(&ini, agent_ini(&agent_config(h), transport_url))
+                std::fs::write(&ini, agent_ini(&agent_config(h, resync_check), transport_url))
                     .with_context(|| format!("writing {}", ini.display()))?;
                 supervisors.push(tokio::spawn(supervise(
                     h.name().to_string(),
@@ -538,7 +544,16 @@ pub async fn start_for_up(
     ini: &neutrino_lib::ini::Ini,
 ) -> anyhow::Result<UpAgents> {
     if let Some(n) = sim_hosts.filter(|n| *n > 0) {
-        return Ok(UpAgents::Sim(Box::new(Simulation::start(n, network_node, state_dir, transport_url, bus).await?)));
+        // `[agent] resync_check_interval` of up's configuration applies to the simulated hosts' agents.
+        let resync_check = match ini.get("agent", "resync_check_interval") {
+            Some(v) => Some(Duration::from_secs_f64(
+                v.parse::<f64>().map_err(|_| anyhow::anyhow!("[agent] resync_check_interval = {v}"))?.max(0.0),
+            )),
+            None => None,
+        };
+        return Ok(UpAgents::Sim(Box::new(
+            Simulation::start(n, network_node, state_dir, transport_url, bus, resync_check).await?,
+        )));
     }
     let host = crate::service::hostname();
     let auto_datapath = ini.get("ovs", "datapath_type").is_none();

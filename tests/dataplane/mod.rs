@@ -147,7 +147,17 @@ impl Cloud {
         Some(Self::start_with(n, Some(v)).await)
     }
 
+    /// As [`Cloud::start_on_rabbit`], with more arguments for `up`.
+    pub async fn start_on_rabbit_with(n: u32, more: &[&str]) -> Option<Cloud> {
+        let v = Vhost::create()?;
+        Some(Self::start_full(n, Some(v), more).await)
+    }
+
     async fn start_with(n: u32, vhost: Option<Vhost>) -> Cloud {
+        Self::start_full(n, vhost, &[]).await
+    }
+
+    async fn start_full(n: u32, vhost: Option<Vhost>, more: &[&str]) -> Cloud {
         let started = Instant::now();
         let hosts = n.to_string();
         let url = vhost.as_ref().map(Vhost::url);
@@ -156,6 +166,7 @@ impl Cloud {
         if let Some(u) = &url {
             extra.extend(["--transport-url", u.as_str()]);
         }
+        extra.extend_from_slice(more);
         let server = Server::start_up(&extra).await;
         let state_dir = server.state_dir.as_ref().expect("up has a state dir").0.clone();
         let record: Value =

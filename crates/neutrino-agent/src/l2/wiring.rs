@@ -98,7 +98,11 @@ impl Agent {
             Some(old) => {
                 if same_wiring(&old.details, &d) && self.nets.get(&net_id).is_some_and(|n| n.segment == seg) {
                     // Nothing to rewire (a status change, a name...): only
-                    // report it up again, in case the server rebound it.
+                    // report it up again, in case the server rebound it, and
+                    // remember the revision seen (the resync check compares it).
+                    if let Some(p) = self.ports.get_mut(&id) {
+                        p.details = d;
+                    }
                     w.up.insert(id);
                     return;
                 }
