@@ -404,3 +404,72 @@ on_both_stores!(router_interface_gateway, |srv: Server| async move {
     let up = c.put(&format!("subnets/{sid}"), json!({"subnet": {"gateway_ip": "10.0.0.3"}})).await.expect(200);
     assert_eq!(up["subnet"]["gateway_ip"], "10.0.0.3");
 });
+
+// Item 3: a new group's rules must fit in the security_group_rule quota
+// (Neutron's quota_limit_check with the number of template rules).
+on_both_stores!(security_group_rule_quota, |srv: Server| async move {
+    let p = project();
+    let c = srv.member(&p);
+    let admin = srv.admin();
+    admin.put(&format!("quotas/{p}"), json!({"quota": {"security_group_rule": 3}})).await.expect(200);
+    // The default group (4 rules) is made first and does not fit.
+    c.post("security-groups", json!({"security_group": {"name": "a"}})).await.fault(409, "OverQuota");
+    admin.put(&format!("quotas/{p}"), json!({"quota": {"security_group_rule": 100}})).await.expect(200);
+    c.post("security-groups", json!({"security_group": {"name": "a"}})).await.expect(201);
+    admin.put(&format!("quotas/{p}"), json!({"quota": {"security_group_rule": 1}})).await.expect(200);
+    c.post("security-groups", json!({"security_group": {"name": "b"}})).await.fault(409, "OverQuota");
+    c.post("security-groups", json!({"security_groups": [{"name": "c"}]})).await.fault(409, "OverQuota");
+});
+
+// Item 4: router quota usage comes back after concurrent creates and
+// deletes (also deletes of one router racing each other).
+async fn router_churn(servers: Vec<Client>, admin: Client, project: String) {
+    admin.put(&format!("quotas/{project}"), json!({"quota": {"router": 3}})).await.expect(200);
+    let mut tasks = vec![];
+    for (i, c) in servers.iter().cycle().take(8).cloned().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            for k in 0..12 {
+                let r = c.post("routers", json!({"router": {"name": format!("r{i}-{k}")}})).await;
+                match r.status {
+                    201 => {
+                        let rid = r.body["router"]["id"].as_str().unwrap().to_string();
+                        let path = format!("routers/{rid}");
+                        let (a, b) = tokio::join!(c.delete(&path), c.delete(&path));
+                        let mut st = [a.status, b.status];
+                        st.sort();
+                        assert_eq!(st, [204, 404], "one delete wins: {} {}", a.body, b.body);
+                    }
+                    409 => assert_eq!(r.body["NeutronError"]["type"], "OverQuota", "{}", r.body),
+                    s => panic!("unexpected {s}: {}", r.body),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("client task");
+    }
+    let c = &servers[0];
+    assert_eq!(c.get("routers").await.expect(200)["routers"].as_array().unwrap().len(), 0);
+    let d = c.get(&format!("quotas/{project}/details")).await.expect(200)["quota"]["router"].clone();
+    assert_eq!(d["used"], 0, "usage came back: {d}");
+    for k in 0..3 {
+        c.post("routers", json!({"router": {"name": format!("after{k}")}})).await.expect(201);
+    }
+    c.post("routers", json!({"router": {"name": "over"}})).await.fault(409, "OverQuota");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn router_quota_under_concurrency_postgres_two_servers() {
+    let db = std::sync::Arc::new(common::PgDb::create());
+    let a = Server::start_server(db.clone(), &[]).await;
+    let b = Server::start_server(db.clone(), &[]).await;
+    let p = project();
+    router_churn(vec![a.member(&p), b.member(&p)], a.admin(), p).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn router_quota_under_concurrency_sqlite() {
+    let srv = Server::start(common::StoreKind::Sqlite).await;
+    let p = project();
+    router_churn(vec![srv.member(&p)], srv.admin(), p).await;
+}

@@ -489,7 +489,10 @@ impl ResourcePlugin for Routers {
         for p in router_ports(&mut tx, id, OWNER_GATEWAY).await? {
             neutrino_ml2::port::delete_in(core, &mut tx, &mut out, &p).await.map_err(L3Error::from)?;
         }
-        tx.delete(&ROUTERS, id).await.map_err(L3Error::from)?;
+        if !tx.delete(&ROUTERS, id).await.map_err(L3Error::from)? {
+            // Deleted meanwhile: its quota went back with that delete.
+            return Err(L3Error::RouterNotFound(id.into()).into());
+        }
         for agent_id in tx.hosts_of(neutrino_store::scheduling::ROUTER_L3, id).await.map_err(L3Error::from)? {
             if let Some(a) = tx.peek(&neutrino_store::schema::AGENTS, &agent_id).await.map_err(L3Error::from)? {
                 let ev = json!({"router_id": id, "agent_id": agent_id, "host": a.get("host")});
