@@ -425,11 +425,16 @@ on_both_stores!(security_group_rule_quota, |srv: Server| async move {
 // deletes (also deletes of one router racing each other).
 async fn router_churn(servers: Vec<Client>, admin: Client, project: String) {
     admin.put(&format!("quotas/{project}"), json!({"quota": {"router": 3}})).await.expect(200);
+    let ext = external(&admin, "198.51.100.0/24").await;
     let mut tasks = vec![];
     for (i, c) in servers.iter().cycle().take(8).cloned().enumerate() {
+        let ext = ext["id"].clone();
         tasks.push(tokio::spawn(async move {
             for k in 0..12 {
-                let r = c.post("routers", json!({"router": {"name": format!("r{i}-{k}")}})).await;
+                let gw = if k % 2 == 0 { json!({"network_id": ext}) } else { Value::Null };
+                let r = c
+                    .post("routers", json!({"router": {"name": format!("r{i}-{k}"), "external_gateway_info": gw}}))
+                    .await;
                 match r.status {
                     201 => {
                         let rid = r.body["router"]["id"].as_str().unwrap().to_string();
