@@ -478,3 +478,56 @@ async fn router_quota_under_concurrency_sqlite() {
     let p = project();
     router_churn(vec![srv.member(&p)], srv.admin(), p).await;
 }
+
+// Item 5: the physical networks `[ml2_type_vlan] network_vlan_ranges` names
+// take VLAN provider networks with no further step (with or without a range).
+async fn vlan_physnets_from_config(srv: Server) {
+    let admin = srv.admin();
+    let vlan = |physnet: &str, id: Option<i64>| {
+        let mut n = json!({"name": "v", "provider:network_type": "vlan", "provider:physical_network": physnet});
+        if let Some(i) = id {
+            n["provider:segmentation_id"] = json!(i);
+        }
+        json!({ "network": n })
+    };
+    let n = admin.post("networks", vlan("physnet1", Some(150))).await.expect(201)["network"].clone();
+    assert_eq!(n["provider:physical_network"], "physnet1");
+    assert_eq!(n["provider:segmentation_id"], 150);
+    // Outside the tenant range is fine for a provider network.
+    admin.post("networks", vlan("physnet1", Some(3000))).await.expect(201);
+    // Without a segmentation id: allocated from the physnet's range.
+    let a = admin.post("networks", vlan("physnet1", None)).await.expect(201)["network"].clone();
+    let seg = a["provider:segmentation_id"].as_i64().unwrap();
+    assert!((100..=200).contains(&seg), "{a}");
+    // A physnet named without a range takes explicit ids.
+    admin.post("networks", vlan("datacentre", Some(42))).await.expect(201);
+    admin.post("networks", vlan("nowhere", Some(42))).await.fault(400, "InvalidInput");
+}
+
+fn vlan_config() -> (common::tempdir::Dir, String) {
+    let dir = common::tempdir::Dir::new();
+    let path = dir.0.join("ml2_conf.ini");
+    std::fs::write(
+        &path,
+        "[ml2]\ntype_drivers = flat,vlan,vxlan\ntenant_network_types = vxlan\nmechanism_drivers = openvswitch\n\
+         [ml2_type_vlan]\nnetwork_vlan_ranges = physnet1:100:200,datacentre\n",
+    )
+    .unwrap();
+    let p = path.display().to_string();
+    (dir, p)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vlan_physnets_from_config_sqlite() {
+    let (_dir, cfg) = vlan_config();
+    let srv = Server::start_up(&["--config", &cfg]).await;
+    vlan_physnets_from_config(srv).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vlan_physnets_from_config_postgres() {
+    let (_dir, cfg) = vlan_config();
+    let db = std::sync::Arc::new(common::PgDb::create());
+    let srv = Server::start_server(db, &["--config", &cfg]).await;
+    vlan_physnets_from_config(srv).await;
+}
