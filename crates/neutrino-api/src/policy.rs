@@ -137,7 +137,10 @@ pub fn authorize(
         if let Some(v) = attrs.get(*a) {
             // Restating a default on create is harmless (e.g. shared=false).
             let harmless = op == Op::Create && matches!(v, Value::Bool(false) | Value::Null);
-            let unchanged = op == Op::Update && target.get(*a) == Some(v);
+            // Neutron enforces an attribute named in an update whatever its
+            // value; restating a subnet's service_types or segment_id is
+            // refused as Neutron does.
+            let unchanged = op == Op::Update && member != "subnet" && target.get(*a) == Some(v);
             if !harmless && !unchanged {
                 return deny(Some(a));
             }
@@ -156,7 +159,10 @@ pub fn authorize(
     if member == "port" && !net_owner {
         for a in network_owner_only(member) {
             if let Some(v) = attrs.get(*a) {
-                let unchanged = op == Op::Update && target.get(*a) == Some(v);
+                // Neutron enforces an attribute named in an update whatever its
+                // value; restating a subnet's service_types or segment_id is
+                // refused as Neutron does.
+                let unchanged = op == Op::Update && member != "subnet" && target.get(*a) == Some(v);
                 let harmless = *a == "port_security_enabled" && op == Op::Create && v == &Value::Bool(true);
                 let empty = *a == "allowed_address_pairs" && v.as_array().is_some_and(|l| l.is_empty());
                 if !unchanged && !harmless && !empty {

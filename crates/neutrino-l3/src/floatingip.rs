@@ -260,7 +260,17 @@ impl ResourcePlugin for FloatingIps {
             .ok_or_else(|| L3Error::FloatingIpNotFound(id.into()))?;
         stamp::check_if_match(&fip, if_match)?;
         let previous_router = fip.get("router_id").cloned();
-        if changes.contains_key("port_id") || changes.contains_key("fixed_ip_address") {
+        // Neutron's _check_and_get_fip_assoc: a fixed address needs a port;
+        // an update naming no port keeps the association, except a blank
+        // one (`{}`), which clears it.
+        if changes.get("fixed_ip_address").is_some_and(|v| !v.is_null() && v != "")
+            && changes.get("port_id").is_none_or(Value::is_null)
+        {
+            return Err(bad_fip("fixed_ip_address cannot be specified without a port_id").into());
+        }
+        if changes.is_empty() {
+            Self::associate(&mut fip, None);
+        } else if changes.contains_key("port_id") || changes.contains_key("fixed_ip_address") {
             let port_id = match changes.get("port_id") {
                 Some(v) => v.as_str().map(String::from),
                 None => fip.get("port_id").and_then(Value::as_str).map(String::from),

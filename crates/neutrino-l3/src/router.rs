@@ -492,10 +492,18 @@ impl ResourcePlugin for Routers {
             return Err(L3Error::RouterInUse(id.into()).into());
         }
         let mut out = Outbox::default();
+        if !tx.delete(&ROUTERS, id).await.map_err(L3Error::from)? {
+            // Deleted meanwhile: its quota went back with that delete.
+            return Err(L3Error::RouterNotFound(id.into()).into());
+        }
+        // The router's usage before its gateway port's, the order a create
+        // with a gateway takes them in: two transactions never wait on each
+        // other's counters (a deadlock failed such deletes with 500 and
+        // kept their quota).
+        core.quota_release(&mut tx, s(&r, "project_id"), "router", 1).await.map_err(L3Error::from)?;
         for p in router_ports(&mut tx, id, OWNER_GATEWAY).await? {
             neutrino_ml2::port::delete_in(core, &mut tx, &mut out, &p).await.map_err(L3Error::from)?;
         }
-        tx.delete(&ROUTERS, id).await.map_err(L3Error::from)?;
         for agent_id in tx.hosts_of(neutrino_store::scheduling::ROUTER_L3, id).await.map_err(L3Error::from)? {
             if let Some(a) = tx.peek(&neutrino_store::schema::AGENTS, &agent_id).await.map_err(L3Error::from)? {
                 let ev = json!({"router_id": id, "agent_id": agent_id, "host": a.get("host")});
@@ -503,7 +511,6 @@ impl ResourcePlugin for Routers {
             }
         }
         tx.unhost_resource(neutrino_store::scheduling::ROUTER_L3, id).await.map_err(L3Error::from)?;
-        core.quota_release(&mut tx, s(&r, "project_id"), "router", 1).await.map_err(L3Error::from)?;
         out.push("router", Action::Delete, &r);
         core.commit(tx, out).await.map_err(L3Error::from)?;
         Ok(())

@@ -183,14 +183,21 @@ pub fn uuid_list(v: &Value) -> Result<Value, String> {
     if v.is_null() {
         return Ok(Value::Array(vec![]));
     }
+    let items = list(v, "")?;
+    // Neutron's _validate_list_of_items: duplicates are refused, before
+    // the items themselves are validated.
     let mut seen = HashSet::new();
-    let mut out = vec![];
-    for item in list(v, "")? {
-        let id = uuid(item)?;
-        if seen.insert(id.clone()) {
-            out.push(Value::String(id));
+    let mut dups: Vec<String> = vec![];
+    for item in items {
+        let s = show(item);
+        if !seen.insert(s.clone()) && !dups.contains(&s) {
+            dups.push(s);
         }
     }
+    if !dups.is_empty() {
+        return Err(format!("Duplicate items in the list: '{}'", dups.join(", ")));
+    }
+    let out = items.iter().map(|i| uuid(i).map(Value::String)).collect::<Result<Vec<_>, _>>()?;
     Ok(Value::Array(out))
 }
 

@@ -84,6 +84,17 @@ pub enum Ml2Error {
         /// Why.
         reason: String,
     },
+    /// 409 (e.g. stateful and stateless groups on one port).
+    #[error("Error {0} while attempting the operation.")]
+    SecurityGroupConflict(String),
+    /// 409 a network's MTU is too small for its subnets.
+    #[error("MTU of {net} is not valid, subnet requires a minimum of {mtu}")]
+    NetworkMTUSubnetConflict {
+        /// Network.
+        net: String,
+        /// The minimum MTU.
+        mtu: i64,
+    },
     /// 409.
     #[error("Security group rule already exists. Rule id is {0}.")]
     SecurityGroupRuleExists(String),
@@ -138,6 +149,8 @@ impl From<Ml2Error> for Fault {
             SegmentInUse(_) => F::conflict("SegmentationIdInUse", msg),
             NoNetworkAvailable => F::unavailable("NoNetworkAvailable", msg),
             SecurityGroupInUse { .. } => F::conflict("SecurityGroupInUse", msg),
+            SecurityGroupConflict(_) => F::conflict("SecurityGroupConflict", msg),
+            NetworkMTUSubnetConflict { .. } => F::conflict("NetworkMTUSubnetConflict", msg),
             SecurityGroupRuleExists(_) => F::conflict("SecurityGroupRuleExists", msg),
             SecurityGroupCannotRemoveDefault => F::conflict("SecurityGroupCannotRemoveDefault", msg),
             SecurityGroupCannotUpdateDefault => F::conflict("SecurityGroupCannotUpdateDefault", msg),

@@ -229,7 +229,12 @@ impl Core {
 
     /// Gives quota back.
     pub async fn quota_release(&self, tx: &mut Tx, project: &str, resource: &str, n: i64) -> Result<()> {
-        tx.usage_release(project, resource, n).await?;
+        match Self::quota_table(resource) {
+            Some(t) if !project.is_empty() && self.quota_limit(tx, project, resource).await? >= 0 => {
+                tx.usage_release_counted(project, resource, t, n).await?
+            }
+            _ => tx.usage_release(project, resource, n).await?,
+        }
         Ok(())
     }
 

@@ -231,6 +231,15 @@ impl ResourcePlugin for Networks {
             if m == 0 {
                 changes.insert("mtu".into(), json!(max));
             }
+            let m = changes.get("mtu").and_then(Value::as_i64).unwrap_or(m);
+            let versions: Vec<i64> = tx
+                .list(&SUBNETS, &[("network_id", vec![id.to_string()])])
+                .await
+                .map_err(Ml2Error::from)?
+                .iter()
+                .filter_map(|s| s.get("ip_version").and_then(Value::as_i64))
+                .collect();
+            crate::subnet::check_mtu(id, m, &versions)?;
         }
         if changes.get("shared") == Some(&Value::Bool(false)) && stamp::bool_of(&doc, "shared") {
             let owner = stamp::str_of(&doc, "project_id").to_string();

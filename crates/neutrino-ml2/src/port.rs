@@ -380,6 +380,7 @@ impl Ports {
                         "Port security must be enabled and port must have an IP address in order to use security groups.",
                     )));
                 }
+                let (mut stateful, mut stateless) = (false, false);
                 for id in ids {
                     let id = id.as_str().unwrap_or("");
                     let sg = tx
@@ -390,6 +391,18 @@ impl Ports {
                     if sg_project != project && !stamp::bool_of(&sg, "shared") && !ctx.is_admin() {
                         return Err(Ml2Error::SecurityGroupNotFound(id.into()));
                     }
+                    if sg.get("stateful").and_then(Value::as_bool).unwrap_or(true) {
+                        stateful = true;
+                    } else {
+                        stateless = true;
+                    }
+                }
+                // Neutron's _validate_sgs_for_port.
+                if stateful && stateless {
+                    return Err(Ml2Error::SecurityGroupConflict(
+                        "Cannot apply both stateful and stateless security groups on the same port at the same time"
+                            .into(),
+                    ));
                 }
                 Ok(Value::Array(ids.clone()))
             }

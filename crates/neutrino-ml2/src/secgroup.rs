@@ -126,6 +126,15 @@ impl ResourcePlugin for SecurityGroups {
         let mut docs = vec![];
         for req in items {
             let project = crate::opt_str(&req, "project_id").unwrap_or_default();
+            // Neutron's quota_limit_check: the rules a new group (and the
+            // project's default group, made first) starts with must fit in
+            // the security_group_rule limit.
+            let rule_limit = core.quota_limit(&mut tx, &project, "security_group_rule").await?;
+            let default_missing = default_group(&mut tx, &project).await?.is_none();
+            let need = if default_missing { 4 } else { 2 };
+            if !project.is_empty() && rule_limit >= 0 && rule_limit < need {
+                return Err(Ml2Error::OverQuota("security_group_rule".into()).into());
+            }
             ensure_default(core, &mut tx, &mut out, &project).await?;
             let mut sg = Map::new();
             for k in ["name", "description", "stateful"] {

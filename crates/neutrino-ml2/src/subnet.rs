@@ -113,6 +113,30 @@ fn check_routes_and_dns(core: &Core, ip_version: u8, req: &Map) -> Result<()> {
     Ok(())
 }
 
+/// Neutron's minimum MTUs for a network's subnets: 68 with any subnet, 1280
+/// with an IPv6 one (an MTU of 0 means unset).
+pub(crate) fn check_mtu(net: &str, mtu: i64, versions: &[i64]) -> Result<()> {
+    if mtu == 0 || mtu >= 1280 || versions.is_empty() {
+        return Ok(());
+    }
+    let need = if mtu < 68 {
+        68
+    } else if versions.contains(&6) {
+        1280
+    } else {
+        return Ok(());
+    };
+    Err(Ml2Error::NetworkMTUSubnetConflict { net: net.to_string(), mtu: need })
+}
+
+/// Neutron's ROUTER_PORT_OWNERS: ports of routers on a subnet.
+const ROUTER_PORT_OWNERS: &[&str] = &[
+    "network:router_interface",
+    "network:ha_router_replicated_interface",
+    "network:router_interface_distributed",
+    "network:router_gateway",
+];
+
 fn check_ipv6_modes(ip_version: u8, cidr: &IpNet, ra: Option<&str>, addr: Option<&str>) -> Result<()> {
     if ip_version == 4 && (ra.is_some() || addr.is_some()) {
         let which = if ra.is_some() { "ipv6_ra_mode" } else { "ipv6_address_mode" };
@@ -262,6 +286,9 @@ impl Subnets {
         let ra = req.get("ipv6_ra_mode").and_then(Value::as_str);
         let am = req.get("ipv6_address_mode").and_then(Value::as_str);
         check_ipv6_modes(ip_version, &cidr, ra, am)?;
+        if let Some(mtu) = network.get("mtu").and_then(Value::as_i64) {
+            check_mtu(&net_id, mtu, &[ip_version as i64])?;
+        }
         let gateway: Option<IpAddr> = match req.get("gateway_ip") {
             None => host_range(&cidr).map(|(a, _)| neutrino_ipam::addr::from_u128(a, ip_version)),
             Some(Value::Null) => None,
@@ -451,6 +478,28 @@ impl ResourcePlugin for Subnets {
         let mut check = changes.clone();
         check.insert("id".into(), json!(id));
         check_routes_and_dns(core, ipv, &check)?;
+        // Neutron's _validate_subnet: the current gateway cannot be changed
+        // or removed while a router port holds it.
+        if let (Some(v), Some(cur)) = (changes.get("gateway_ip"), sref.gateway) {
+            let new: Option<IpAddr> = v.as_str().and_then(|s| s.parse().ok());
+            if new != Some(cur) {
+                if let Some(holder) =
+                    tx.alloc_holder(&sref.network_id, &cur.to_string()).await.map_err(Ml2Error::from)?
+                {
+                    let port = tx.peek(&PORTS, &holder.port_id).await.map_err(Ml2Error::from)?;
+                    let owner = port.as_ref().map(|p| stamp::str_of(p, "device_owner")).unwrap_or("");
+                    if ROUTER_PORT_OWNERS.contains(&owner) {
+                        return Err(Fault::conflict(
+                            "GatewayIpInUse",
+                            format!(
+                                "Current gateway ip {cur} already in use by port {}. Unable to update.",
+                                holder.port_id
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
         let gateway = match changes.get("gateway_ip") {
             None => sref.gateway,
             Some(Value::Null) => None,

@@ -43,14 +43,43 @@ fn covers(outer: &[IpNet], inner: &IpNet) -> bool {
 }
 
 impl SubnetPools {
-    async fn check_scope(&self, tx: &mut Tx, scope: Option<&str>, ipv: u8) -> Result<()> {
-        if let Some(s) = scope {
-            let sc = tx.peek(&ADDRESS_SCOPES, s).await?.ok_or_else(|| Ml2Error::AddressScopeNotFound(s.into()))?;
-            if sc.get("ip_version").and_then(Value::as_i64) != Some(ipv as i64) {
-                return Err(Ml2Error::Fault(Fault::new(
-                    400,
-                    "IllegalSubnetPoolAssociationToAddressScope",
-                    format!("Illegal subnetpool association: subnetpool cannot be associated with address scope {s} with a different IP version"),
+    /// Neutron's `_validate_address_scope_id`: the caller must see the
+    /// scope (its own, a shared one, or any as admin), of the pool's IP
+    /// version, and no other pool in the scope may overlap these prefixes.
+    async fn check_scope(
+        &self,
+        ctx: &Context,
+        tx: &mut Tx,
+        scope: Option<&str>,
+        pool: &str,
+        prefixes: &[IpNet],
+        ipv: u8,
+    ) -> Result<()> {
+        let Some(s) = scope else {
+            return Ok(());
+        };
+        let sc = tx
+            .peek(&ADDRESS_SCOPES, s)
+            .await?
+            .filter(|sc| ctx.is_admin() || ctx.sees(sc) || stamp::bool_of(sc, "shared"))
+            .ok_or_else(|| Ml2Error::AddressScopeNotFound(s.into()))?;
+        let as_ipv = sc.get("ip_version").and_then(Value::as_i64).unwrap_or(0);
+        if as_ipv != ipv as i64 {
+            return Err(Ml2Error::Fault(Fault::new(
+                400,
+                "IllegalSubnetPoolIpVersionAssociationToAddressScope",
+                format!("Illegal subnetpool association: subnetpool {pool} cannot associate with address scope {s} because subnetpool ip_version is not {as_ipv}."),
+            )));
+        }
+        for other in tx.list(&SUBNETPOOLS, &[("address_scope_id", vec![s.to_string()])]).await? {
+            if stamp::str_of(&other, "id") == pool {
+                continue;
+            }
+            let theirs = prefixes_of(other.get("prefixes").unwrap_or(&Value::Null));
+            if theirs.iter().any(|t| prefixes.iter().any(|p| neutrino_ipam::addr::overlaps(t, p))) {
+                return Err(Ml2Error::Fault(Fault::conflict(
+                    "AddressScopePrefixConflict",
+                    "Failed to associate address scope: subnetpools within an address scope must have unique prefixes.",
                 )));
             }
         }
@@ -106,7 +135,7 @@ impl ResourcePlugin for SubnetPools {
         &SUBNETPOOL
     }
 
-    async fn create(&self, _ctx: &Context, items: Vec<Map>) -> std::result::Result<Vec<Map>, Fault> {
+    async fn create(&self, ctx: &Context, items: Vec<Map>) -> std::result::Result<Vec<Map>, Fault> {
         let core = &self.0;
         let mut tx = core.store.begin().await.map_err(Ml2Error::from)?;
         let mut docs = vec![];
@@ -145,10 +174,11 @@ impl ResourcePlugin for SubnetPools {
             doc.entry("shared").or_insert(json!(false));
             doc.entry("is_default").or_insert(json!(false));
             let scope = req.get("address_scope_id").and_then(Value::as_str).map(String::from);
-            self.check_scope(&mut tx, scope.as_deref(), ipv).await?;
             doc.insert("address_scope_id".into(), json!(scope));
             Self::check_lengths(&doc)?;
             stamp::created(&mut doc, &project, true, true);
+            let id = stamp::str_of(&doc, "id").to_string();
+            self.check_scope(ctx, &mut tx, scope.as_deref(), &id, &prefixes, ipv).await?;
             Self::check_single_default(&mut tx, &doc).await?;
             core.quota_take(&mut tx, &project, "subnetpool", 1).await?;
             tx.insert(&SUBNETPOOLS, &doc).await.map_err(Ml2Error::from)?;
@@ -181,7 +211,7 @@ impl ResourcePlugin for SubnetPools {
 
     async fn update(
         &self,
-        _ctx: &Context,
+        ctx: &Context,
         id: &str,
         changes: Map,
         if_match: Option<i64>,
@@ -215,12 +245,12 @@ impl ResourcePlugin for SubnetPools {
             }
             doc.insert("prefixes".into(), to_json(&compact(&new)));
         }
-        if let Some(s) = changes.get("address_scope_id") {
-            self.check_scope(&mut tx, s.as_str(), ipv).await?;
-        }
         for (k, v) in changes {
             doc.insert(k, v);
         }
+        let scope = doc.get("address_scope_id").and_then(Value::as_str).map(String::from);
+        let prefixes = prefixes_of(doc.get("prefixes").unwrap_or(&Value::Null));
+        self.check_scope(ctx, &mut tx, scope.as_deref(), id, &prefixes, ipv).await?;
         Self::check_lengths(&doc)?;
         Self::check_single_default(&mut tx, &doc).await?;
         stamp::changed(&mut doc);
@@ -260,7 +290,7 @@ impl ResourcePlugin for SubnetPools {
 
     async fn member_action(
         &self,
-        _ctx: &Context,
+        ctx: &Context,
         id: &str,
         action: &str,
         body: Value,
@@ -324,6 +354,10 @@ impl ResourcePlugin for SubnetPools {
             }
             ranges_to_cidrs(&ranges, ipv)
         };
+        if action == "add_prefixes" {
+            let scope = doc.get("address_scope_id").and_then(Value::as_str).map(String::from);
+            self.check_scope(ctx, &mut tx, scope.as_deref(), id, &new, ipv).await?;
+        }
         doc.insert("prefixes".into(), to_json(&new));
         stamp::changed(&mut doc);
         tx.update(&SUBNETPOOLS, &doc).await.map_err(Ml2Error::from)?;

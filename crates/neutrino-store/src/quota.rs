@@ -57,6 +57,23 @@ impl Tx {
         Ok(())
     }
 
+    /// Gives back `n` units of a resource whose row this transaction has
+    /// already deleted from `table`. A missing counter is created from the
+    /// rows left (which no longer include this one) instead: a concurrent
+    /// first create then waits for this counter rather than counting a row
+    /// that is being deleted, so no unit is lost.
+    pub async fn usage_release_counted(&mut self, project: &str, resource: &str, table: &Table, n: i64) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO quota_usages (project_id, resource, in_use) SELECT $1, $2, (SELECT COUNT(*) FROM {} WHERE project_id = $1) WHERE NOT EXISTS (SELECT 1 FROM quota_usages WHERE project_id = $1 AND resource = $2) ON CONFLICT DO NOTHING",
+            table.name
+        );
+        let r = sqlx::query(&sql).bind(project).bind(resource).execute(&mut *self.inner).await?;
+        if r.rows_affected() == 1 {
+            return Ok(());
+        }
+        self.usage_release(project, resource, n).await
+    }
+
     /// Gives back `n` units.
     pub async fn usage_release(&mut self, project: &str, resource: &str, n: i64) -> Result<()> {
         sqlx::query(

@@ -33,15 +33,36 @@ fn subnetpool_id(v: &Value) -> Result<Value, String> {
     }
 }
 
-fn service_types(v: &Value) -> Result<Value, String> {
-    let list = checks::str_list(v, 255)?;
-    for s in list.as_array().into_iter().flatten() {
-        let s = s.as_str().unwrap_or("");
-        if !(s.starts_with("network:") || s.starts_with("compute:") || s.starts_with("neutron:")) {
-            return Err(format!("Invalid service type {s}"));
-        }
+/// Neutron's `type:list_of_subnet_service_types`: a list of strings, each
+/// starting with `network:` or `neutron:`, or with one of the characters of
+/// `compute:` (neutron-lib extends its prefix list with that string, which
+/// adds its characters); refused with `InvalidSubnetServiceType`.
+fn service_types(v: &Value) -> Result<Value, crate::Fault> {
+    if v.is_null() {
+        return Ok(Value::Array(vec![]));
     }
-    Ok(list)
+    let list = v.as_array().ok_or_else(|| crate::Fault::bad_request("Subnet service types must be a list."))?;
+    let prefixes: Vec<String> =
+        ["network:", "neutron:"].iter().map(|p| p.to_string()).chain("compute:".chars().map(String::from)).collect();
+    let mut out = vec![];
+    for item in list {
+        let Some(s) = item.as_str() else {
+            return Err(crate::Fault::new(
+                400,
+                "InvalidInputSubnetServiceType",
+                format!("Subnet service type {} is not a string.", checks::show(item)),
+            ));
+        };
+        if !prefixes.iter().any(|p| s.starts_with(p.as_str())) {
+            return Err(crate::Fault::new(
+                400,
+                "InvalidSubnetServiceType",
+                format!("Subnet service type {s} does not correspond to a valid device owner."),
+            ));
+        }
+        out.push(Value::String(s.to_string()));
+    }
+    Ok(Value::Array(out))
 }
 
 const ATTRS: &[Attr] = &[
@@ -61,7 +82,7 @@ const ATTRS: &[Attr] = &[
     Attr::ro("ipv6_ra_mode").post(Dflt::Unset).fs().check(Check::ValuesOrNull(IPV6_MODES)),
     Attr::ro("ipv6_address_mode").post(Dflt::Unset).fs().check(Check::ValuesOrNull(IPV6_MODES)),
     Attr::ro("segment_id").post(Dflt::Null).put().fs().check(Check::UuidOrNull),
-    Attr::ro("service_types").post(Dflt::Unset).put().check(Check::Custom(service_types)),
+    Attr::ro("service_types").post(Dflt::Unset).put().check(Check::Conv(service_types)),
     Attr::ro("dns_publish_fixed_ip").post(Dflt::Bool(false)).put().check(Check::Bool),
     Attr::ro("use_default_subnetpool").post(Dflt::Bool(false)).hidden().check(Check::Bool),
     Attr::ro("router:external").filter(),
