@@ -206,6 +206,8 @@ impl Drop for Vhost {
 struct Server {
     proc: Option<Proc>,
     pid: u32,
+    /// The server's stderr (its tracing output at RUST_LOG=warn).
+    log: PathBuf,
     shape: String,
     pg: Option<(String, String)>,
     dir: PathBuf,
@@ -217,6 +219,8 @@ impl Server {
         let dir = std::env::temp_dir().join(format!("neutrino-scale-{port}"));
         let _ = std::fs::remove_dir_all(&dir);
         let api_bind = format!("127.0.0.1:{port}");
+        let log = std::env::temp_dir().join(format!("neutrino-scale-{port}.log"));
+        let stderr = || std::fs::File::create(&log).expect("server log file");
         let (child, shape, pg) = if store == "sqlite" {
             let child = Command::new(bin)
                 .args(["up", "--noauth", "--state-dir"])
@@ -225,6 +229,7 @@ impl Server {
                 .args(["--transport-url", transport])
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
+                .stderr(stderr())
                 .spawn()
                 .unwrap();
             (child, "neutrino up --noauth --transport-url rabbit://… (SQLite in the state dir)".to_string(), None)
@@ -244,6 +249,7 @@ impl Server {
                 .args(["server", "--noauth", "--db", &url, "--api-bind", &api_bind, "--transport-url", transport])
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
+                .stderr(stderr())
                 .spawn()
                 .unwrap();
             (
@@ -253,7 +259,7 @@ impl Server {
             )
         };
         let pid = child.id();
-        Server { proc: Some(Proc(child)), pid, shape, pg, dir }
+        Server { proc: Some(Proc(child)), pid, log, shape, pg, dir }
     }
 }
 
@@ -269,6 +275,35 @@ impl Drop for Server {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The server log's warnings and errors, by message, most frequent first.
+fn log_summary(path: &std::path::Path) -> Vec<(usize, String)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for line in text.lines() {
+        // Without ANSI colours: "<time> <LEVEL> [span:] message key=value ..."
+        let mut plain = String::with_capacity(line.len());
+        let mut esc = false;
+        for c in line.chars() {
+            match (esc, c) {
+                (false, '\x1b') => esc = true,
+                (true, 'm') => esc = false,
+                (true, _) => {}
+                (false, c) => plain.push(c),
+            }
+        }
+        let mut words = plain.split_whitespace().skip(1);
+        let Some(level) = words.next() else { continue };
+        if level != "WARN" && level != "ERROR" {
+            continue;
+        }
+        let msg: Vec<&str> = words.take_while(|w| !w.contains('=')).collect();
+        *counts.entry(format!("{level} {}", msg.join(" "))).or_default() += 1;
+    }
+    let mut v: Vec<(usize, String)> = counts.into_iter().map(|(m, n)| (n, m)).collect();
+    v.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    v
 }
 
 // ---------------------------------------------------------------- HTTP
@@ -573,6 +608,15 @@ async fn drained(probe: &SimAgent, expected: usize, timeout: Duration) -> Option
 
 // ---------------------------------------------------------------- the run
 
+/// splitmix64: spreads ports over networks independently of their host
+/// (a plain `seq % networks` would put all of `sim0`'s ports on a few networks).
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 struct World {
     cfg: Cfg,
     api: Api,
@@ -584,7 +628,7 @@ struct World {
 impl World {
     fn port_body(&self, seq: usize) -> Value {
         json!({
-            "network_id": self.nets[seq % self.nets.len()],
+            "network_id": self.nets[(mix(seq as u64) % self.nets.len() as u64) as usize],
             "binding:host_id": self.cfg.host_of(seq),
             "name": format!("p{seq}"),
             "device_owner": "compute:nova",
@@ -884,6 +928,16 @@ async fn run(store: &str, cfg: &Cfg) -> Value {
         let in_store = world.created.load(Ordering::SeqCst);
         cpj.insert("ports".into(), json!(in_store));
         cpj.insert("lag_after_creates_s".into(), json!(drain));
+        // At rest: the notifier caught up, nothing listed yet.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let rest = status_kib(pid, "VmRSS:");
+        rep.row(
+            if cp == last_cp { "rss_rest" } else { "" },
+            format!("@{in_store}: server RSS at rest"),
+            format!("{} MiB (VmHWM so far {} MiB)", rest / 1024, status_kib(pid, "VmHWM:") / 1024),
+            json!({"rss_mib": rest / 1024, "hwm_mib": status_kib(pid, "VmHWM:") / 1024}),
+        );
+        cpj.insert("rss_rest_mib".into(), json!(rest / 1024));
         // Listings.
         // (Not timed: the ids for a marker from the middle, and whether the
         // ports got bound to their simulated hosts.)
@@ -912,17 +966,7 @@ async fn run(store: &str, cfg: &Cfg) -> Value {
         let l = world.gets(&paths).await;
         rep.row("", format!("@{in_store}: GET /ports?limit=100&network_id=X"), l.line(), l.json());
         cpj.insert("list_limit100_network".into(), l.json());
-        // At rest, then the full listing with its peak RSS.
-        if cp == last_cp {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            let rss = status_kib(pid, "VmRSS:");
-            rep.row(
-                "rss_rest",
-                format!("@{in_store}: server RSS at rest"),
-                format!("{} MiB (VmHWM so far {} MiB)", rss / 1024, status_kib(pid, "VmHWM:") / 1024),
-                json!({"rss_mib": rss / 1024, "hwm_mib": status_kib(pid, "VmHWM:") / 1024}),
-            );
-        }
+        // The full listing with its peak RSS.
         let full_reps = if in_store >= 50_000 { 1 } else { 3 };
         let before = status_kib(pid, "VmRSS:");
         let hwm_reset = reset_hwm(pid);
@@ -1168,8 +1212,24 @@ async fn run(store: &str, cfg: &Cfg) -> Value {
     for a in agents.iter() {
         a.bus.close().await;
     }
+    let log = server.log.clone();
     drop(server);
     drop(vhost);
+    let warnings = log_summary(&log);
+    let total: usize = warnings.iter().map(|w| w.0).sum();
+    rep.row(
+        "",
+        "server log (stderr, RUST_LOG=warn)".into(),
+        format!("{total} warnings/errors, {}", log.display()),
+        json!(null),
+    );
+    for (n, m) in warnings.iter().take(8) {
+        rep.row("", format!("  {n:>7} x"), m.chars().take(110).collect(), json!(null));
+    }
+    rep.json.insert(
+        "server_log".into(),
+        json!(warnings.iter().take(8).map(|(n, m)| json!({"n": n, "message": m})).collect::<Vec<_>>()),
+    );
 
     println!("\n== neutrino on {store} ({} ports, {} networks, {} agents) ==", cfg.ports, cfg.networks, cfg.agents);
     println!("   {}", rep.json["shape"].as_str().unwrap_or_default());
