@@ -1173,6 +1173,7 @@ async fn run(store: &str, cfg: &Cfg) -> Value {
             Err(e) => format!("ERROR {e}"),
         },
     ));
+    let before_up = probe.received.load(Ordering::Relaxed);
     let (r, dt) =
         a.call(methods::UPDATE_DEVICE_LIST, json!({"devices_up": on_host, "devices_down": [], "host": a.host})).await;
     calls.push((
@@ -1200,6 +1201,18 @@ async fn run(store: &str, cfg: &Cfg) -> Value {
         json!(ms(total)),
     );
     rj.insert("total_ms".into(), json!(ms(total)));
+    // The ports sim0 set up went ACTIVE: one port update each for the agents.
+    let lag = drained(&probe, before_up + on_host.len(), Duration::from_secs(600)).await;
+    rep.row(
+        "",
+        "resync sim0: status notifications caught up".into(),
+        match lag {
+            Some(s) => format!("{s:.2} s after update_device_list returned"),
+            None => "TIMEOUT".into(),
+        },
+        json!(null),
+    );
+    rj.insert("status_notifications_lag_s".into(), json!(lag));
     rj.insert("ports".into(), json!(on_host.len()));
     rep.json.insert("resync".into(), Value::Object(rj));
     let rss = status_kib(pid, "VmRSS:");
