@@ -161,14 +161,7 @@ impl ResourcePlugin for SecurityGroups {
 
     async fn list_page(&self, ctx: &Context, spec: &ListSpec) -> std::result::Result<Listing, Fault> {
         let core = &self.0;
-        if let Some(p) = &ctx.project_id {
-            let mut tx = core.store.begin().await.map_err(Ml2Error::from)?;
-            if default_group(&mut tx, p).await?.is_none() {
-                let mut out = Outbox::default();
-                ensure_default(core, &mut tx, &mut out, p).await?;
-                core.commit(tx, out).await?;
-            }
-        }
+        default_group_of_caller(core, ctx).await?;
         let conds =
             if ctx.is_admin() { vec![] } else { vec![Cond::Or(vec![crate::own(ctx), Cond::Flag("shared", true)])] };
         let groups = match crate::select(&core.store, self.def(), &SECURITY_GROUPS, spec, &conds).await? {
@@ -183,14 +176,7 @@ impl ResourcePlugin for SecurityGroups {
 
     async fn list(&self, ctx: &Context, hint: &ListHint) -> std::result::Result<Vec<Map>, Fault> {
         let core = &self.0;
-        if let Some(p) = &ctx.project_id {
-            let mut tx = core.store.begin().await.map_err(Ml2Error::from)?;
-            if default_group(&mut tx, p).await?.is_none() {
-                let mut out = Outbox::default();
-                ensure_default(core, &mut tx, &mut out, p).await?;
-                core.commit(tx, out).await?;
-            }
-        }
+        default_group_of_caller(core, ctx).await?;
         let mut groups = core
             .store
             .list(&SECURITY_GROUPS, &crate::pushdown(&SECURITY_GROUPS, hint))
@@ -656,4 +642,18 @@ impl ResourcePlugin for SecurityGroupRules {
         core.commit(tx, out).await?;
         Ok(())
     }
+}
+
+/// Neutron creates a project's default group the first time the project
+/// lists its groups.
+async fn default_group_of_caller(core: &Core, ctx: &Context) -> Result<()> {
+    if let Some(p) = &ctx.project_id {
+        let mut tx = core.store.begin().await?;
+        if default_group(&mut tx, p).await?.is_none() {
+            let mut out = Outbox::default();
+            ensure_default(core, &mut tx, &mut out, p).await?;
+            core.commit(tx, out).await?;
+        }
+    }
+    Ok(())
 }
